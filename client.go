@@ -1,0 +1,207 @@
+package authgate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client calls the authgate HTTP API as one tenant. The zero value is not
+// usable: set BaseURL and APIKey (NewClient does).
+type Client struct {
+	BaseURL    string
+	APIKey     string
+	HTTPClient *http.Client
+}
+
+// NewClient returns a client for the API at baseURL (e.g. "http://127.0.0.1:8080")
+// authenticated with an `ag_…` API key.
+func NewClient(baseURL, apiKey string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), APIKey: apiKey, HTTPClient: http.DefaultClient}
+}
+
+// ImportCredentialRequest is the body of POST /v1/credentials/import. Importing
+// onto an existing (user, provider, workspace, subject) slot updates that
+// credential and keeps its id; a missing RefreshToken keeps the stored one.
+type ImportCredentialRequest struct {
+	UserID       string      `json:"user_id"`
+	Provider     string      `json:"provider"`
+	WorkspaceID  string      `json:"workspace_id,omitempty"`
+	Subject      string      `json:"subject"`
+	Email        string      `json:"email,omitempty"`
+	AccountType  AccountType `json:"account_type,omitempty"`
+	Domain       string      `json:"domain,omitempty"`
+	Scopes       []string    `json:"scopes,omitempty"`
+	TokenType    string      `json:"token_type,omitempty"`
+	AccessToken  string      `json:"access_token,omitempty"`
+	RefreshToken string      `json:"refresh_token,omitempty"`
+	ExpiresAt    *time.Time  `json:"expires_at,omitempty"`
+}
+
+// CredentialFilter narrows GET /v1/credentials. Empty fields do not filter.
+type CredentialFilter struct {
+	UserID   string
+	Provider string
+	Status   CredentialStatus
+	// After is the id to continue after (the previous page's NextAfter).
+	After CredentialID
+	Limit int
+}
+
+// CredentialPage is one page of credentials, ordered by id.
+type CredentialPage struct {
+	Credentials []Credential `json:"credentials"`
+	// NextAfter is set when there may be more: pass it as CredentialFilter.After.
+	NextAfter CredentialID `json:"next_after,omitempty"`
+}
+
+// EventPage is one page of a credential's events, oldest first.
+type EventPage struct {
+	Events    []Event `json:"events"`
+	NextAfter int64   `json:"next_after,omitempty"`
+}
+
+// ImportCredential stores a credential from another system.
+func (c *Client) ImportCredential(ctx context.Context, req ImportCredentialRequest) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodPost, "/v1/credentials/import", req, &out)
+	return out, err
+}
+
+// Credential returns one credential's metadata.
+func (c *Client) Credential(ctx context.Context, id CredentialID) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodGet, "/v1/credentials/"+url.PathEscape(string(id)), nil, &out)
+	return out, err
+}
+
+// Credentials lists the tenant's credentials.
+func (c *Client) Credentials(ctx context.Context, f CredentialFilter) (CredentialPage, error) {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("user_id", f.UserID)
+	set("provider", f.Provider)
+	set("status", string(f.Status))
+	set("after", string(f.After))
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	path := "/v1/credentials"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out CredentialPage
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// CredentialEvents returns a credential's lifecycle events after the given
+// event id (0 for the first page).
+func (c *Client) CredentialEvents(ctx context.Context, id CredentialID, after int64) (EventPage, error) {
+	path := "/v1/credentials/" + url.PathEscape(string(id)) + "/events"
+	if after > 0 {
+		path += "?after=" + strconv.FormatInt(after, 10)
+	}
+	var out EventPage
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// DeleteCredential disconnects a credential: it becomes revoked and its
+// tokens are erased.
+func (c *Client) DeleteCredential(ctx context.Context, id CredentialID) (Credential, error) {
+	var out Credential
+	err := c.do(ctx, http.MethodDelete, "/v1/credentials/"+url.PathEscape(string(id)), nil, &out)
+	return out, err
+}
+
+// maxResponse caps what the client reads of one response.
+const maxResponse = 16 << 20
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.APIKey)
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		return DecodeProblem(resp.StatusCode, resp.Header.Get("Content-Type"), data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+// DecodeProblem turns an error response into an *Error. A body that is not
+// problem+json still yields an *Error carrying the status.
+func DecodeProblem(status int, contentType string, body []byte) *Error {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/problem+json" || mt == "application/json" {
+		var e Error
+		if json.Unmarshal(body, &e) == nil && e.Class != "" {
+			if e.Status == 0 {
+				e.Status = status
+			}
+			return &e
+		}
+	}
+	c := ClassInternal
+	switch {
+	case status == http.StatusUnauthorized:
+		c = ClassUnauthorized
+	case status == http.StatusNotFound:
+		c = ClassNotFound
+	case status == http.StatusTooManyRequests:
+		c = ClassRateLimited
+	case status >= 500:
+		c = ClassTransient
+	case status >= 400:
+		c = ClassInvalidRequest
+	}
+	snippet := string(body)
+	if len(snippet) > 200 {
+		snippet = snippet[:200]
+	}
+	return &Error{Class: c, Title: c.title(), Status: status, Detail: fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(snippet))}
+}

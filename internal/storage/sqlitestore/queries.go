@@ -1,0 +1,328 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/storage"
+)
+
+// execer is what *sql.DB and *sql.Tx share.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// queries answers storage.Queries; r serves reads and w writes (both the same
+// *sql.Tx inside a transaction).
+type queries struct{ r, w execer }
+
+var _ storage.Queries = queries{}
+
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func (q queries) TenantInsert(ctx context.Context, t storage.Tenant) error {
+	_, err := q.w.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`, t.ID, t.Name, t.CreatedAt.UnixMicro())
+	return mapErr(err)
+}
+
+func (q queries) tenantGet(ctx context.Context, where string, arg any) (storage.Tenant, error) {
+	var t storage.Tenant
+	var created int64
+	err := q.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM tenants WHERE `+where, arg).Scan(&t.ID, &t.Name, &created)
+	if err != nil {
+		return t, mapErr(err)
+	}
+	t.CreatedAt = time.UnixMicro(created).UTC()
+	return t, nil
+}
+
+func (q queries) TenantGetByID(ctx context.Context, id authgate.TenantID) (storage.Tenant, error) {
+	return q.tenantGet(ctx, "id = ?", id)
+}
+
+func (q queries) TenantGetByName(ctx context.Context, name string) (storage.Tenant, error) {
+	return q.tenantGet(ctx, "name = ?", name)
+}
+
+func (q queries) TenantList(ctx context.Context) ([]storage.Tenant, error) {
+	rows, err := q.r.QueryContext(ctx, `SELECT id, name, created_at FROM tenants ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storage.Tenant
+	for rows.Next() {
+		var t storage.Tenant
+		var created int64
+		if err := rows.Scan(&t.ID, &t.Name, &created); err != nil {
+			return nil, err
+		}
+		t.CreatedAt = time.UnixMicro(created).UTC()
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (q queries) APIKeyInsert(ctx context.Context, k storage.APIKey) error {
+	_, err := q.w.ExecContext(ctx, `INSERT INTO api_keys (id, tenant_id, hash, name, created_at) VALUES (?, ?, ?, ?, ?)`,
+		k.ID, k.TenantID, k.Hash, k.Name, k.CreatedAt.UnixMicro())
+	return mapErr(err)
+}
+
+func (q queries) APIKeyGetByHash(ctx context.Context, hash []byte) (storage.APIKey, error) {
+	var k storage.APIKey
+	var created int64
+	err := q.r.QueryRowContext(ctx, `SELECT id, tenant_id, hash, name, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash).
+		Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &created)
+	if err != nil {
+		return k, mapErr(err)
+	}
+	k.CreatedAt = time.UnixMicro(created).UTC()
+	return k, nil
+}
+
+const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subject, email, account_type, domain,
+	granted_scopes, requested_scopes, token_type,
+	access_token_kid, access_token_ct, access_token_fp, access_token_expires_at,
+	refresh_token_kid, refresh_token_ct, refresh_token_fp,
+	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at`
+
+func scopesJSON(s []string) (string, error) {
+	if s == nil {
+		s = []string{}
+	}
+	b, err := json.Marshal(s)
+	return string(b), err
+}
+
+func blob(s keyring.Sealed) any {
+	if s.IsZero() {
+		return nil
+	}
+	return s.Data
+}
+
+func (q queries) CredentialInsert(ctx context.Context, c *storage.Credential) error {
+	granted, err := scopesJSON(c.GrantedScopes)
+	if err != nil {
+		return err
+	}
+	requested, err := scopesJSON(c.RequestedScopes)
+	if err != nil {
+		return err
+	}
+	_, err = q.w.ExecContext(ctx, `INSERT INTO credentials (`+credentialColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.TenantID, c.UserID, c.Provider, c.WorkspaceID, c.Subject, c.Email, c.AccountType, c.Domain,
+		granted, requested, c.TokenType,
+		c.AccessToken.KeyID, blob(c.AccessToken), c.AccessTokenFP, micros(c.AccessTokenExpiresAt),
+		c.RefreshToken.KeyID, blob(c.RefreshToken), c.RefreshTokenFP,
+		c.Status, c.StatusReason, c.Version, c.CreatedAt.UnixMicro(), c.UpdatedAt.UnixMicro(), micros(c.LastUsedAt), micros(c.LastRefreshedAt))
+	return mapErr(err)
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCredential(s scanner) (*storage.Credential, error) {
+	var c storage.Credential
+	var granted, requested string
+	var accessExp, lastUsed, lastRefreshed sql.NullInt64
+	var created, updated int64
+	err := s.Scan(&c.ID, &c.TenantID, &c.UserID, &c.Provider, &c.WorkspaceID, &c.Subject, &c.Email, &c.AccountType, &c.Domain,
+		&granted, &requested, &c.TokenType,
+		&c.AccessToken.KeyID, &c.AccessToken.Data, &c.AccessTokenFP, &accessExp,
+		&c.RefreshToken.KeyID, &c.RefreshToken.Data, &c.RefreshTokenFP,
+		&c.Status, &c.StatusReason, &c.Version, &created, &updated, &lastUsed, &lastRefreshed)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if err := json.Unmarshal([]byte(granted), &c.GrantedScopes); err != nil {
+		return nil, fmt.Errorf("credential %s: granted_scopes: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(requested), &c.RequestedScopes); err != nil {
+		return nil, fmt.Errorf("credential %s: requested_scopes: %w", c.ID, err)
+	}
+	c.AccessTokenExpiresAt = fromMicros(accessExp)
+	c.LastUsedAt = fromMicros(lastUsed)
+	c.LastRefreshedAt = fromMicros(lastRefreshed)
+	c.CreatedAt = time.UnixMicro(created).UTC()
+	c.UpdatedAt = time.UnixMicro(updated).UTC()
+	return &c, nil
+}
+
+func (q queries) CredentialGetByID(ctx context.Context, p storage.CredentialGetByIDParams) (*storage.Credential, error) {
+	return scanCredential(q.r.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ? AND tenant_id = ?`, p.ID, p.TenantID))
+}
+
+func (q queries) CredentialGetBySlot(ctx context.Context, s storage.Slot) (*storage.Credential, error) {
+	return scanCredential(q.r.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials
+		WHERE tenant_id = ? AND user_id = ? AND provider = ? AND workspace_id = ? AND subject = ?`,
+		s.TenantID, s.UserID, s.Provider, s.WorkspaceID, s.Subject))
+}
+
+func (q queries) credentialQuery(ctx context.Context, query string, args ...any) ([]*storage.Credential, error) {
+	rows, err := q.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*storage.Credential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (q queries) CredentialList(ctx context.Context, p storage.CredentialListParams) ([]*storage.Credential, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if !p.AllTenants {
+		add("tenant_id = ?", p.TenantID)
+	}
+	if p.UserID != "" {
+		add("user_id = ?", p.UserID)
+	}
+	if p.Provider != "" {
+		add("provider = ?", p.Provider)
+	}
+	if p.Status != "" {
+		add("status = ?", p.Status)
+	}
+	if p.AfterID != "" {
+		add("id > ?", p.AfterID)
+	}
+	query := `SELECT ` + credentialColumns + ` FROM credentials`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY id LIMIT ?`
+	args = append(args, storage.ClampLimit(p.Limit, 100, 1000))
+	return q.credentialQuery(ctx, query, args...)
+}
+
+func (q queries) CredentialUpdateCAS(ctx context.Context, c *storage.Credential) error {
+	granted, err := scopesJSON(c.GrantedScopes)
+	if err != nil {
+		return err
+	}
+	requested, err := scopesJSON(c.RequestedScopes)
+	if err != nil {
+		return err
+	}
+	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET
+		email = ?, account_type = ?, domain = ?, granted_scopes = ?, requested_scopes = ?, token_type = ?,
+		access_token_kid = ?, access_token_ct = ?, access_token_fp = ?, access_token_expires_at = ?,
+		refresh_token_kid = ?, refresh_token_ct = ?, refresh_token_fp = ?,
+		status = ?, status_reason = ?, updated_at = ?, last_used_at = ?, last_refreshed_at = ?,
+		version = version + 1
+		WHERE id = ? AND tenant_id = ? AND version = ?`,
+		c.Email, c.AccountType, c.Domain, granted, requested, c.TokenType,
+		c.AccessToken.KeyID, blob(c.AccessToken), c.AccessTokenFP, micros(c.AccessTokenExpiresAt),
+		c.RefreshToken.KeyID, blob(c.RefreshToken), c.RefreshTokenFP,
+		c.Status, c.StatusReason, c.UpdatedAt.UnixMicro(), micros(c.LastUsedAt), micros(c.LastRefreshedAt),
+		c.ID, c.TenantID, c.Version)
+	if err != nil {
+		return mapErr(err)
+	}
+	return q.casResult(ctx, res, c.ID, func() { c.Version++ })
+}
+
+// casResult turns "0 rows updated" into ErrVersionConflict or ErrNotFound.
+func (q queries) casResult(ctx context.Context, res sql.Result, id authgate.CredentialID, won func()) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		won()
+		return nil
+	}
+	var one int
+	err = q.w.QueryRowContext(ctx, `SELECT 1 FROM credentials WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return storage.ErrVersionConflict
+}
+
+func (q queries) CredentialListSealedNotWith(ctx context.Context, p storage.CredentialListSealedNotWithParams) ([]*storage.Credential, error) {
+	return q.credentialQuery(ctx, `SELECT `+credentialColumns+` FROM credentials
+		WHERE id > ? AND ((access_token_kid <> '' AND access_token_kid <> ?) OR (refresh_token_kid <> '' AND refresh_token_kid <> ?))
+		ORDER BY id LIMIT ?`, p.AfterID, p.KeyID, p.KeyID, storage.ClampLimit(p.Limit, 500, 5000))
+}
+
+func (q queries) CredentialReseal(ctx context.Context, p storage.CredentialResealParams) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET
+		access_token_kid = ?, access_token_ct = ?, refresh_token_kid = ?, refresh_token_ct = ?
+		WHERE id = ? AND version = ?`,
+		p.AccessToken.KeyID, blob(p.AccessToken), p.RefreshToken.KeyID, blob(p.RefreshToken), p.ID, p.Version)
+	if err != nil {
+		return mapErr(err)
+	}
+	return q.casResult(ctx, res, p.ID, func() {})
+}
+
+func (q queries) EventInsert(ctx context.Context, e *storage.Event) error {
+	details := string(e.Details)
+	if details == "" || details == "null" {
+		details = "{}"
+	}
+	if !json.Valid([]byte(details)) {
+		return errors.New("event details are not valid JSON")
+	}
+	err := q.w.QueryRowContext(ctx, `INSERT INTO credential_events (tenant_id, credential_id, type, at, actor, details)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, e.TenantID, e.CredentialID, e.Type, e.At.UnixMicro(), e.Actor, details).Scan(&e.ID)
+	return mapErr(err)
+}
+
+func (q queries) EventList(ctx context.Context, p storage.EventListParams) ([]storage.Event, error) {
+	rows, err := q.r.QueryContext(ctx, `SELECT id, tenant_id, credential_id, type, at, actor, details FROM credential_events
+		WHERE tenant_id = ? AND credential_id = ? AND id > ? ORDER BY id LIMIT ?`,
+		p.TenantID, p.CredentialID, p.AfterID, storage.ClampLimit(p.Limit, 100, 1000))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storage.Event
+	for rows.Next() {
+		var e storage.Event
+		var at int64
+		var details string
+		if err := rows.Scan(&e.ID, &e.TenantID, &e.CredentialID, &e.Type, &at, &e.Actor, &details); err != nil {
+			return nil, err
+		}
+		e.At = time.UnixMicro(at).UTC()
+		e.Details = json.RawMessage(details)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

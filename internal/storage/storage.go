@@ -1,0 +1,195 @@
+// Package storage is the port between authgate's domain packages and its
+// databases: the records, the queries every backend must answer, and the
+// sentinel errors callers branch on.
+//
+// Backends (sqlitestore, pgstore) implement Store and prove it by passing
+// storagetest.Run, the one conformance suite. Storage knows nothing of
+// encryption: secrets arrive here already sealed (keyring.Sealed) and leave
+// sealed. Storage never decides policy (who may see what beyond the tenant
+// filter every query takes, what a state change means): vault and tenancy do.
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/keyring"
+)
+
+var (
+	// ErrNotFound: no such row for this tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrVersionConflict: a compare-and-swap lost; the row changed since it was read.
+	ErrVersionConflict = errors.New("version conflict: the row changed since it was read")
+	// ErrConflict: a uniqueness constraint refused the write.
+	ErrConflict = errors.New("already exists")
+)
+
+// Store is a database: Queries outside any transaction (each one commits on
+// its own), plus Tx to run several in one transaction.
+type Store interface {
+	Queries
+	// Tx runs fn in one transaction: it commits if fn returns nil and rolls
+	// back otherwise. Write transactions take the write lock up front, so two
+	// writers never deadlock upgrading a read lock.
+	Tx(ctx context.Context, fn func(q Queries) error) error
+	// Ping checks the database answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Queries is every read and write the domain needs. Methods read
+// noun-then-verb with a params struct where there is more than one argument.
+type Queries interface {
+	TenantInsert(ctx context.Context, t Tenant) error
+	TenantGetByID(ctx context.Context, id authgate.TenantID) (Tenant, error)
+	TenantGetByName(ctx context.Context, name string) (Tenant, error)
+	TenantList(ctx context.Context) ([]Tenant, error)
+
+	APIKeyInsert(ctx context.Context, k APIKey) error
+	// APIKeyGetByHash returns the live (not revoked) key with this hash.
+	APIKeyGetByHash(ctx context.Context, hash []byte) (APIKey, error)
+
+	// CredentialInsert stores a new credential; ErrConflict if its slot
+	// (tenant, user, provider, workspace, subject) or id is taken.
+	CredentialInsert(ctx context.Context, c *Credential) error
+	CredentialGetByID(ctx context.Context, p CredentialGetByIDParams) (*Credential, error)
+	CredentialGetBySlot(ctx context.Context, s Slot) (*Credential, error)
+	CredentialList(ctx context.Context, p CredentialListParams) ([]*Credential, error)
+	// CredentialUpdateCAS writes every mutable field of c if the stored
+	// version still equals c.Version, and sets c.Version to the new version.
+	// ErrVersionConflict if the stored version moved on; ErrNotFound if the
+	// row is gone. Identity fields (tenant, user, provider, workspace,
+	// subject) and CreatedAt never change.
+	CredentialUpdateCAS(ctx context.Context, c *Credential) error
+	// CredentialListSealedNotWith lists credentials holding a secret sealed
+	// with a key other than KeyID, across all tenants (key rotation).
+	CredentialListSealedNotWith(ctx context.Context, p CredentialListSealedNotWithParams) ([]*Credential, error)
+	// CredentialReseal replaces the two ciphertexts if the version still
+	// matches, leaving the version as it is: re-encryption changes no token.
+	CredentialReseal(ctx context.Context, p CredentialResealParams) error
+
+	EventInsert(ctx context.Context, e *Event) error
+	EventList(ctx context.Context, p EventListParams) ([]Event, error)
+}
+
+// Tenant is a unit of isolation.
+type Tenant struct {
+	ID        authgate.TenantID
+	Name      string
+	CreatedAt time.Time
+}
+
+// APIKey is a tenant's API key, stored as the SHA-256 of the key.
+type APIKey struct {
+	ID        authgate.APIKeyID
+	TenantID  authgate.TenantID
+	Hash      []byte
+	Name      string
+	CreatedAt time.Time
+}
+
+// Slot is what makes a credential unique.
+type Slot struct {
+	TenantID    authgate.TenantID
+	UserID      string
+	Provider    string
+	WorkspaceID string
+	Subject     string
+}
+
+// Credential is a stored credential row, secrets sealed.
+type Credential struct {
+	ID authgate.CredentialID
+	Slot
+
+	Email       string
+	AccountType authgate.AccountType
+	Domain      string
+
+	GrantedScopes   []string
+	RequestedScopes []string
+
+	TokenType            string
+	AccessToken          keyring.Sealed
+	AccessTokenFP        string
+	AccessTokenExpiresAt time.Time // zero: unknown
+	RefreshToken         keyring.Sealed
+	RefreshTokenFP       string
+
+	Status       authgate.CredentialStatus
+	StatusReason authgate.StatusReason
+	Version      int64
+
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	LastUsedAt      time.Time // zero: never
+	LastRefreshedAt time.Time // zero: never
+}
+
+// CredentialGetByIDParams selects one credential of one tenant.
+type CredentialGetByIDParams struct {
+	TenantID authgate.TenantID
+	ID       authgate.CredentialID
+}
+
+// CredentialListParams filters and pages a tenant's credentials by id.
+type CredentialListParams struct {
+	TenantID authgate.TenantID
+	// AllTenants lists every tenant's credentials (operator tools only); the
+	// TenantID filter is then ignored.
+	AllTenants bool
+	UserID     string
+	Provider   string
+	Status     authgate.CredentialStatus
+	AfterID    authgate.CredentialID
+	Limit      int
+}
+
+// CredentialListSealedNotWithParams pages credentials needing re-encryption.
+type CredentialListSealedNotWithParams struct {
+	KeyID   string
+	AfterID authgate.CredentialID
+	Limit   int
+}
+
+// CredentialResealParams carries new ciphertexts for the same plaintexts.
+type CredentialResealParams struct {
+	ID           authgate.CredentialID
+	Version      int64
+	AccessToken  keyring.Sealed
+	RefreshToken keyring.Sealed
+}
+
+// Event is a stored lifecycle event.
+type Event struct {
+	ID           int64 // set by EventInsert
+	TenantID     authgate.TenantID
+	CredentialID authgate.CredentialID
+	Type         authgate.EventType
+	At           time.Time
+	Actor        string
+	Details      json.RawMessage // a JSON object; nil stores {}
+}
+
+// EventListParams pages one credential's events, oldest first.
+type EventListParams struct {
+	TenantID     authgate.TenantID
+	CredentialID authgate.CredentialID
+	AfterID      int64
+	Limit        int
+}
+
+// ClampLimit bounds a page size: non-positive means def, more than max means max.
+func ClampLimit(limit, def, max int) int {
+	if limit <= 0 {
+		return def
+	}
+	if limit > max {
+		return max
+	}
+	return limit
+}

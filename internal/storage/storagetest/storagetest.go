@@ -1,0 +1,566 @@
+// Package storagetest is the conformance suite of the storage port. Every
+// backend calls Run from one test file; a behaviour belongs to storage only if
+// it is asserted here. It must never depend on a particular backend.
+package storagetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/storage"
+)
+
+// Open returns a fresh, empty, migrated store for one test; the suite closes it.
+type Open func(t *testing.T) storage.Store
+
+// Run runs the whole suite against stores made by open.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store)
+	}{
+		{"Tenants", testTenants},
+		{"APIKeys", testAPIKeys},
+		{"CredentialRoundTrip", testCredentialRoundTrip},
+		{"CredentialUniqueSlot", testCredentialUniqueSlot},
+		{"CredentialTenantScoping", testCredentialTenantScoping},
+		{"CredentialList", testCredentialList},
+		{"CredentialUpdateCAS", testCredentialUpdateCAS},
+		{"CredentialUpdateCASRace", testCredentialUpdateCASRace},
+		{"TxAtomic", testTxAtomic},
+		{"Events", testEvents},
+		{"Reseal", testReseal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+// base is a fixed instant with microsecond precision (what every backend keeps).
+var base = time.Date(2026, 11, 25, 12, 0, 0, 123456000, time.UTC)
+
+func mustTenant(t *testing.T, s storage.Store, name string) storage.Tenant {
+	t.Helper()
+	tn := storage.Tenant{ID: authgate.NewTenantID(), Name: name, CreatedAt: base}
+	if err := s.TenantInsert(context.Background(), tn); err != nil {
+		t.Fatalf("TenantInsert(%s): %v", name, err)
+	}
+	return tn
+}
+
+func newCredential(tenant authgate.TenantID, user string) *storage.Credential {
+	return &storage.Credential{
+		ID:                   authgate.NewCredentialID(),
+		Slot:                 storage.Slot{TenantID: tenant, UserID: user, Provider: "google", WorkspaceID: "", Subject: "sub-" + user},
+		Email:                user + "@example.com",
+		AccountType:          authgate.AccountTypeWorkspace,
+		Domain:               "example.com",
+		GrantedScopes:        []string{"openid", "https://www.googleapis.com/auth/drive.file"},
+		RequestedScopes:      []string{"openid", "https://www.googleapis.com/auth/drive.file", "https://www.googleapis.com/auth/documents"},
+		TokenType:            "Bearer",
+		AccessToken:          keyring.Sealed{KeyID: "k1", Data: []byte{1, 2, 3, 0, 255}},
+		AccessTokenFP:        "0123456789",
+		AccessTokenExpiresAt: base.Add(time.Hour),
+		RefreshToken:         keyring.Sealed{KeyID: "k1", Data: []byte{9, 8, 7}},
+		RefreshTokenFP:       "abcdefabcd",
+		Status:               authgate.CredentialStatusActive,
+		Version:              1,
+		CreatedAt:            base,
+		UpdatedAt:            base,
+	}
+}
+
+func mustInsert(t *testing.T, s storage.Queries, c *storage.Credential) {
+	t.Helper()
+	if err := s.CredentialInsert(context.Background(), c); err != nil {
+		t.Fatalf("CredentialInsert: %v", err)
+	}
+}
+
+func testTenants(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	a := mustTenant(t, s, "acme")
+	b := mustTenant(t, s, "globex")
+	got, err := s.TenantGetByID(ctx, a.ID)
+	if err != nil || got != a {
+		t.Fatalf("TenantGetByID = %+v, %v; want %+v", got, err, a)
+	}
+	got, err = s.TenantGetByName(ctx, "globex")
+	if err != nil || got != b {
+		t.Fatalf("TenantGetByName = %+v, %v; want %+v", got, err, b)
+	}
+	if _, err := s.TenantGetByName(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("TenantGetByName(nope) err = %v; want ErrNotFound", err)
+	}
+	dup := storage.Tenant{ID: authgate.NewTenantID(), Name: "acme", CreatedAt: base}
+	if err := s.TenantInsert(ctx, dup); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("duplicate tenant name err = %v; want ErrConflict", err)
+	}
+	list, err := s.TenantList(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("TenantList = %v, %v; want 2 tenants", list, err)
+	}
+}
+
+func testAPIKeys(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	k := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tn.ID, Hash: []byte("0123456789abcdef0123456789abcdef"), Name: "admin", CreatedAt: base}
+	if err := s.APIKeyInsert(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.APIKeyGetByHash(ctx, k.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(k, got); diff != "" {
+		t.Fatalf("APIKeyGetByHash (-want +got):\n%s", diff)
+	}
+	if _, err := s.APIKeyGetByHash(ctx, []byte("other")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown hash err = %v; want ErrNotFound", err)
+	}
+	k2 := k
+	k2.ID = authgate.NewAPIKeyID()
+	if err := s.APIKeyInsert(ctx, k2); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("duplicate hash err = %v; want ErrConflict", err)
+	}
+}
+
+func testCredentialRoundTrip(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	c.LastUsedAt = base.Add(time.Minute)
+	mustInsert(t, s, c)
+	got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Fatalf("CredentialGetByID (-want +got):\n%s", diff)
+	}
+	got, err = s.CredentialGetBySlot(ctx, c.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Fatalf("CredentialGetBySlot (-want +got):\n%s", diff)
+	}
+
+	// A credential with no refresh token and unknown expiry keeps those absent.
+	bare := newCredential(tn.ID, "u2")
+	bare.RefreshToken, bare.RefreshTokenFP, bare.AccessTokenExpiresAt = keyring.Sealed{}, "", time.Time{}
+	bare.GrantedScopes, bare.RequestedScopes = []string{}, []string{}
+	mustInsert(t, s, bare)
+	got, err = s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: bare.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(bare, got); diff != "" {
+		t.Fatalf("bare credential (-want +got):\n%s", diff)
+	}
+	if _, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: authgate.NewCredentialID()}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown id err = %v; want ErrNotFound", err)
+	}
+}
+
+func testCredentialUniqueSlot(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	dup := newCredential(tn.ID, "u1") // same slot, new id
+	if err := s.CredentialInsert(ctx, dup); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("same slot err = %v; want ErrConflict", err)
+	}
+	sameID := newCredential(tn.ID, "u9")
+	sameID.ID = c.ID
+	if err := s.CredentialInsert(ctx, sameID); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("same id err = %v; want ErrConflict", err)
+	}
+	// Each part of the slot distinguishes.
+	for i, mod := range []func(c *storage.Credential){
+		func(c *storage.Credential) { c.Provider = "notion" },
+		func(c *storage.Credential) { c.WorkspaceID = "ws-2" },
+		func(c *storage.Credential) { c.Subject = "another-sub" },
+	} {
+		o := newCredential(tn.ID, "u1")
+		mod(o)
+		if err := s.CredentialInsert(ctx, o); err != nil {
+			t.Fatalf("variant %d: %v", i, err)
+		}
+	}
+}
+
+func testCredentialTenantScoping(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	a := mustTenant(t, s, "acme")
+	b := mustTenant(t, s, "globex")
+	ca := newCredential(a.ID, "u1")
+	mustInsert(t, s, ca)
+	// The same slot in another tenant is another credential.
+	cb := newCredential(b.ID, "u1")
+	mustInsert(t, s, cb)
+	if _, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: b.ID, ID: ca.ID}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("cross-tenant get err = %v; want ErrNotFound", err)
+	}
+	list, err := s.CredentialList(ctx, storage.CredentialListParams{TenantID: b.ID})
+	if err != nil || len(list) != 1 || list[0].ID != cb.ID {
+		t.Fatalf("tenant B list = %v, %v; want only its own credential", list, err)
+	}
+	wrong := *ca
+	wrong.TenantID = b.ID
+	wrong.Email = "hijack@example.com"
+	if err := s.CredentialUpdateCAS(ctx, &wrong); !errors.Is(err, storage.ErrVersionConflict) && !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("cross-tenant update err = %v; want refusal", err)
+	}
+	got, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: a.ID, ID: ca.ID})
+	if got.Email != ca.Email || got.Version != 1 {
+		t.Fatalf("cross-tenant update changed the row: %+v", got)
+	}
+	if err := s.EventInsert(ctx, &storage.Event{TenantID: a.ID, CredentialID: ca.ID, Type: authgate.EventTokenIssued, At: base, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.EventList(ctx, storage.EventListParams{TenantID: b.ID, CredentialID: ca.ID})
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("cross-tenant events = %v, %v; want none", evs, err)
+	}
+}
+
+func testCredentialList(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	a := mustTenant(t, s, "acme")
+	b := mustTenant(t, s, "globex")
+	var all []authgate.CredentialID
+	for i := range 25 {
+		c := newCredential(a.ID, fmt.Sprintf("u%02d", i%5))
+		c.Subject = fmt.Sprintf("sub-%d", i)
+		if i%2 == 1 {
+			c.Provider = "notion"
+		}
+		if i%5 == 0 {
+			c.Status, c.StatusReason = authgate.CredentialStatusReauthRequired, authgate.StatusReasonInvalidGrant
+		}
+		mustInsert(t, s, c)
+		all = append(all, c.ID)
+	}
+	mustInsert(t, s, newCredential(b.ID, "u00"))
+
+	// Paging by id visits each credential of the tenant exactly once, in id order.
+	var seen []authgate.CredentialID
+	after := authgate.CredentialID("")
+	for {
+		page, err := s.CredentialList(ctx, storage.CredentialListParams{TenantID: a.ID, AfterID: after, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			seen = append(seen, c.ID)
+		}
+		if len(page) < 7 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if len(seen) != 25 {
+		t.Fatalf("paged %d credentials; want 25", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i-1] >= seen[i] {
+			t.Fatalf("page order broken at %d: %s >= %s", i, seen[i-1], seen[i])
+		}
+	}
+	count := func(p storage.CredentialListParams) int {
+		p.Limit = 1000
+		l, err := s.CredentialList(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l)
+	}
+	for _, tc := range []struct {
+		name string
+		p    storage.CredentialListParams
+		want int
+	}{
+		{"user", storage.CredentialListParams{TenantID: a.ID, UserID: "u00"}, 5},
+		{"provider", storage.CredentialListParams{TenantID: a.ID, Provider: "notion"}, 12},
+		{"status", storage.CredentialListParams{TenantID: a.ID, Status: authgate.CredentialStatusReauthRequired}, 5},
+		{"user+provider", storage.CredentialListParams{TenantID: a.ID, UserID: "u01", Provider: "notion"}, 3},
+		{"all tenants", storage.CredentialListParams{AllTenants: true}, 26},
+		{"unknown tenant", storage.CredentialListParams{TenantID: authgate.NewTenantID()}, 0},
+	} {
+		if got := count(tc.p); got != tc.want {
+			t.Errorf("%s: %d credentials; want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func testCredentialUpdateCAS(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	stale := *c
+	c.Email = "new@example.com"
+	c.GrantedScopes = []string{"openid"}
+	c.AccessToken = keyring.Sealed{KeyID: "k2", Data: []byte("new")}
+	c.RefreshToken = keyring.Sealed{}
+	c.RefreshTokenFP = ""
+	c.Status, c.StatusReason = authgate.CredentialStatusReauthRequired, authgate.StatusReasonInvalidGrant
+	c.UpdatedAt = base.Add(time.Minute)
+	c.LastRefreshedAt = base.Add(time.Minute)
+	if err := s.CredentialUpdateCAS(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 2 {
+		t.Fatalf("version after update = %d; want 2", c.Version)
+	}
+	got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Fatalf("after update (-want +got):\n%s", diff)
+	}
+	stale.Email = "stale@example.com"
+	if err := s.CredentialUpdateCAS(ctx, &stale); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("stale update err = %v; want ErrVersionConflict", err)
+	}
+	if stale.Version != 1 {
+		t.Fatalf("a lost CAS changed the caller's version to %d", stale.Version)
+	}
+	gone := newCredential(tn.ID, "ghost")
+	if err := s.CredentialUpdateCAS(ctx, gone); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("update of missing row err = %v; want ErrNotFound", err)
+	}
+}
+
+// testCredentialUpdateCASRace: 100 goroutines each try to get one update in
+// (with an event in the same transaction), re-reading on conflict. Exactly one
+// wins per version and none is lost.
+func testCredentialUpdateCASRace(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	const writers = 100
+	var mu sync.Mutex
+	winners := map[int64]int{} // version won → writer
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				cur, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+				if err != nil {
+					errs <- err
+					return
+				}
+				cur.Email = fmt.Sprintf("writer-%d@example.com", w)
+				err = s.Tx(ctx, func(q storage.Queries) error {
+					if err := q.CredentialUpdateCAS(ctx, cur); err != nil {
+						return err
+					}
+					d, _ := json.Marshal(map[string]any{"writer": w, "version": cur.Version})
+					return q.EventInsert(ctx, &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventScopesChanged, At: base, Actor: "race", Details: d})
+				})
+				if errors.Is(err, storage.ErrVersionConflict) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				if prev, dup := winners[cur.Version]; dup {
+					errs <- fmt.Errorf("version %d won by writers %d and %d", cur.Version, prev, w)
+				}
+				winners[cur.Version] = w
+				mu.Unlock()
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(winners) != writers {
+		t.Fatalf("%d winning versions; want %d", len(winners), writers)
+	}
+	for v := int64(2); v <= writers+1; v++ {
+		if _, ok := winners[v]; !ok {
+			t.Errorf("version %d has no winner", v)
+		}
+	}
+	final, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Version != writers+1 {
+		t.Fatalf("final version %d; want %d", final.Version, writers+1)
+	}
+	evs, err := s.EventList(ctx, storage.EventListParams{TenantID: tn.ID, CredentialID: c.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != writers {
+		t.Fatalf("%d events; want one per winning update (%d)", len(evs), writers)
+	}
+	if want := fmt.Sprintf("writer-%d@example.com", winners[writers+1]); final.Email != want {
+		t.Fatalf("final email %s; want the last winner's %s", final.Email, want)
+	}
+}
+
+func testTxAtomic(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	boom := errors.New("boom")
+	err := s.Tx(ctx, func(q storage.Queries) error {
+		if err := q.CredentialInsert(ctx, c); err != nil {
+			return err
+		}
+		if err := q.EventInsert(ctx, &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventTokenIssued, At: base, Actor: "t"}); err != nil {
+			return err
+		}
+		// Reads inside the transaction see its own writes.
+		if _, err := q.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID}); err != nil {
+			return fmt.Errorf("read own write: %w", err)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Tx err = %v; want boom", err)
+	}
+	if _, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("rolled-back credential visible: err = %v", err)
+	}
+	if evs, _ := s.EventList(ctx, storage.EventListParams{TenantID: tn.ID, CredentialID: c.ID}); len(evs) != 0 {
+		t.Fatalf("rolled-back event visible: %v", evs)
+	}
+	err = s.Tx(ctx, func(q storage.Queries) error {
+		if err := q.CredentialInsert(ctx, c); err != nil {
+			return err
+		}
+		return q.EventInsert(ctx, &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventTokenIssued, At: base, Actor: "t"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := s.EventList(ctx, storage.EventListParams{TenantID: tn.ID, CredentialID: c.ID}); len(evs) != 1 {
+		t.Fatalf("committed events = %d; want 1", len(evs))
+	}
+}
+
+func testEvents(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	types := []authgate.EventType{authgate.EventTokenIssued, authgate.EventRefreshSucceeded, authgate.EventRefreshFailed, authgate.EventReauthRequiredSet, authgate.EventReconnected}
+	var ids []int64
+	for i, typ := range types {
+		e := &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: typ, At: base.Add(time.Duration(i) * time.Second), Actor: "refresher",
+			Details: json.RawMessage(fmt.Sprintf(`{"n":%d,"access_token_fp":"0123456789"}`, i))}
+		if err := s.EventInsert(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if e.ID == 0 {
+			t.Fatal("EventInsert did not set the id")
+		}
+		ids = append(ids, e.ID)
+	}
+	if err := s.EventInsert(ctx, &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventTokenIssued, At: base, Actor: "x", Details: json.RawMessage(`{not json`)}); err == nil {
+		t.Fatal("EventInsert accepted invalid JSON details")
+	}
+	evs, err := s.EventList(ctx, storage.EventListParams{TenantID: tn.ID, CredentialID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(types) {
+		t.Fatalf("%d events; want %d", len(evs), len(types))
+	}
+	for i, e := range evs {
+		if e.ID != ids[i] || e.Type != types[i] || !e.At.Equal(base.Add(time.Duration(i)*time.Second)) || e.Actor != "refresher" {
+			t.Errorf("event %d = %+v", i, e)
+		}
+		var d map[string]any
+		if err := json.Unmarshal(e.Details, &d); err != nil || d["n"] != float64(i) {
+			t.Errorf("event %d details = %s (%v)", i, e.Details, err)
+		}
+	}
+	page, err := s.EventList(ctx, storage.EventListParams{TenantID: tn.ID, CredentialID: c.ID, AfterID: ids[2], Limit: 1})
+	if err != nil || len(page) != 1 || page[0].ID != ids[3] {
+		t.Fatalf("EventList after %d limit 1 = %v, %v", ids[2], page, err)
+	}
+	empty := &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventDisconnected, At: base, Actor: "x"}
+	if err := s.EventInsert(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := s.EventList(ctx, storage.EventListParams{TenantID: tn.ID, CredentialID: c.ID, AfterID: ids[len(ids)-1]})
+	if len(last) != 1 || string(last[0].Details) != "{}" {
+		t.Fatalf("nil details stored as %v; want {}", last)
+	}
+}
+
+func testReseal(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	old := newCredential(tn.ID, "u1")
+	mixed := newCredential(tn.ID, "u2")
+	mixed.AccessToken.KeyID = "k2"
+	fresh := newCredential(tn.ID, "u3")
+	fresh.AccessToken.KeyID, fresh.RefreshToken.KeyID = "k2", "k2"
+	noRefresh := newCredential(tn.ID, "u4")
+	noRefresh.AccessToken.KeyID, noRefresh.RefreshToken = "k2", keyring.Sealed{}
+	for _, c := range []*storage.Credential{old, mixed, fresh, noRefresh} {
+		mustInsert(t, s, c)
+	}
+	todo, err := s.CredentialListSealedNotWith(ctx, storage.CredentialListSealedNotWithParams{KeyID: "k2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[authgate.CredentialID]bool{}
+	for _, c := range todo {
+		got[c.ID] = true
+	}
+	if len(todo) != 2 || !got[old.ID] || !got[mixed.ID] {
+		t.Fatalf("needing k2: %v; want exactly the two with k1 secrets", got)
+	}
+	p := storage.CredentialResealParams{ID: old.ID, Version: old.Version,
+		AccessToken: keyring.Sealed{KeyID: "k2", Data: []byte("a2")}, RefreshToken: keyring.Sealed{KeyID: "k2", Data: []byte("r2")}}
+	if err := s.CredentialReseal(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: old.ID})
+	if after.Version != old.Version || after.AccessToken.KeyID != "k2" || string(after.RefreshToken.Data) != "r2" {
+		t.Fatalf("after reseal: %+v", after)
+	}
+	p.Version = 99
+	if err := s.CredentialReseal(ctx, p); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("reseal at wrong version err = %v; want ErrVersionConflict", err)
+	}
+	todo, _ = s.CredentialListSealedNotWith(ctx, storage.CredentialListSealedNotWithParams{KeyID: "k2"})
+	if len(todo) != 1 || todo[0].ID != mixed.ID {
+		t.Fatalf("after reseal, needing k2: %v", todo)
+	}
+}

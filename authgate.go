@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"regexp"
+	"time"
 )
 
 // CredentialID identifies one stored credential. Runs reference credentials
@@ -62,3 +63,10 @@ func (id CredentialID) Valid() bool { return credentialIDPattern.MatchString(str
 
 // Valid reports whether id has the shape of a tenant id.
 func (id TenantID) Valid() bool { return tenantIDPattern.MatchString(string(id)) }
+
+// Tenant is a unit of isolation: one tenant never sees another's data.
+type Tenant struct {
+	ID        TenantID  `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}

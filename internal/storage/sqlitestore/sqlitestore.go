@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,13 @@ var _ storage.Store = (*Store)(nil)
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
+	}
+	// The file holds ciphertexts and key hashes: create it owner-only.
+	// SQLite gives its -wal and -shm files the same permissions.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
 	}
 	w, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {

@@ -1,0 +1,60 @@
+// Package api is authgate's HTTP API under /v1, plus /healthz and /readyz.
+//
+// Handlers decode and validate at the edge (unknown fields and query
+// parameters refused, bodies capped), call the domain with typed values and
+// return errors; one adapter writes every error as an RFC 9457
+// application/problem+json document whose `type` is a stable authgate.Class.
+// Every /v1 route is tenant-scoped by the caller's API key: another tenant's
+// credential is indistinguishable from a missing one (404).
+//
+// This package must never put a token, code or API key in a response, a log
+// line or an error: credentials leave it as metadata with fingerprints.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/tenancy"
+	"github.com/authgate/authgate/internal/vault"
+)
+
+// Deps is what the API calls into.
+type Deps struct {
+	Store   storage.Store
+	Vault   *vault.Vault
+	Tenancy *tenancy.Service
+	Logger  *slog.Logger
+	Clock   clock.Clock
+}
+
+// API serves the HTTP API.
+type API struct {
+	store   storage.Store
+	vault   *vault.Vault
+	tenancy *tenancy.Service
+	log     *slog.Logger
+	clock   clock.Clock
+	mux     *http.ServeMux
+}
+
+// New builds the API and its routes.
+func New(d Deps) *API {
+	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux()}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.clock == nil {
+		a.clock = clock.Real{}
+	}
+	a.routes()
+	return a
+}
+
+// Handler is the API with its middleware: request ids, panic recovery,
+// access logs and problem+json for unknown routes and methods.
+func (a *API) Handler() http.Handler {
+	return a.middleware(a.problemsForUnrouted(a.mux))
+}

@@ -1,0 +1,125 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/tenancy"
+	"github.com/authgate/authgate/internal/vault"
+)
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := a.store.Ping(r.Context()); err != nil {
+		return authgate.Errorf(authgate.ClassUnavailable, "database is not answering").WithCause(err)
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	q, err := query(r, "user_id", "provider", "status", "after", "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1, 1000)
+	if err != nil {
+		return err
+	}
+	creds, next, err := a.vault.List(r.Context(), vault.ListParams{
+		TenantID: p.TenantID, UserID: q.Get("user_id"), Provider: q.Get("provider"),
+		Status: authgate.CredentialStatus(q.Get("status")), After: authgate.CredentialID(q.Get("after")), Limit: int(limit),
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, authgate.CredentialPage{Credentials: creds, NextAfter: next})
+}
+
+func (a *API) getCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	c, err := a.vault.Get(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c)
+}
+
+func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	c, err := a.vault.Revoke(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), p.Actor())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c)
+}
+
+func (a *API) credentialEvents(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	q, err := query(r, "after", "limit")
+	if err != nil {
+		return err
+	}
+	after, err := intParam(q, "after", 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1, 1000)
+	if err != nil {
+		return err
+	}
+	evs, next, err := a.vault.Events(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), after, int(limit))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, authgate.EventPage{Events: evs, NextAfter: next})
+}
+
+// importBody mirrors authgate.ImportCredentialRequest with expires_at as text,
+// so a malformed time gets its own clear message.
+type importBody struct {
+	UserID       string               `json:"user_id"`
+	Provider     string               `json:"provider"`
+	WorkspaceID  string               `json:"workspace_id"`
+	Subject      string               `json:"subject"`
+	Email        string               `json:"email"`
+	AccountType  authgate.AccountType `json:"account_type"`
+	Domain       string               `json:"domain"`
+	Scopes       []string             `json:"scopes"`
+	TokenType    string               `json:"token_type"`
+	AccessToken  string               `json:"access_token"`
+	RefreshToken string               `json:"refresh_token"`
+	ExpiresAt    string               `json:"expires_at"`
+}
+
+func (a *API) importCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b importBody
+	if err := decodeJSON(w, r, maxImportBody, &b); err != nil {
+		return err
+	}
+	var exp time.Time
+	if b.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, b.ExpiresAt)
+		if err != nil {
+			e := authgate.Errorf(authgate.ClassInvalidRequest, "expires_at must be an RFC 3339 time such as 2026-11-25T10:00:00Z")
+			e.Errors = []authgate.FieldError{{Field: "expires_at", Message: "must be an RFC 3339 time"}}
+			return e
+		}
+		exp = t
+	}
+	c, created, err := a.vault.Import(r.Context(), vault.ImportParams{
+		TenantID: p.TenantID, UserID: b.UserID, Provider: b.Provider, WorkspaceID: b.WorkspaceID, Subject: b.Subject,
+		Email: b.Email, AccountType: b.AccountType, Domain: b.Domain, Scopes: b.Scopes, TokenType: b.TokenType,
+		AccessToken: secret.New(b.AccessToken), RefreshToken: secret.New(b.RefreshToken), ExpiresAt: exp, Actor: p.Actor(),
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/credentials/"+string(c.ID))
+	}
+	return writeJSON(w, status, c)
+}

@@ -1,0 +1,178 @@
+// Package tenancy owns tenants and their API keys. Keys are random 256-bit
+// values shown once at creation ("ag_…") and stored only as their SHA-256:
+// a fast hash is right here because the keys are high-entropy, not
+// passwords, and lookup happens on every API call. This package must never
+// store or log a key in plaintext.
+package tenancy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/storage"
+)
+
+// KeyPrefix starts every API key.
+const KeyPrefix = "ag_"
+
+// DefaultTenantName is the tenant created on first start.
+const DefaultTenantName = "default"
+
+var (
+	keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+	keyPattern  = regexp.MustCompile(`^ag_[a-z2-7]{52}$`)
+	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+)
+
+// Service manages tenants and keys.
+type Service struct {
+	store storage.Store
+	clock clock.Clock
+}
+
+// New returns a tenancy service over store.
+func New(store storage.Store, clk clock.Clock) *Service {
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &Service{store: store, clock: clk}
+}
+
+// HashKey is the stored form of an API key.
+func HashKey(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	return sum[:]
+}
+
+func newKey() secret.Secret {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return secret.New(KeyPrefix + keyEncoding.EncodeToString(b))
+}
+
+// Principal is who an API call acts as.
+type Principal struct {
+	TenantID authgate.TenantID
+	KeyID    authgate.APIKeyID
+}
+
+// Actor names the principal on lifecycle events.
+func (p Principal) Actor() string { return "api:" + string(p.KeyID) }
+
+// ErrUnauthenticated: no key, a malformed key or an unknown key.
+var ErrUnauthenticated = errors.New("missing or unknown API key")
+
+// Authenticate resolves an Authorization header value ("Bearer ag_…").
+func (s *Service) Authenticate(ctx context.Context, authorization string) (Principal, error) {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, ErrUnauthenticated
+	}
+	key = strings.TrimSpace(key)
+	if !keyPattern.MatchString(key) {
+		return Principal{}, ErrUnauthenticated
+	}
+	k, err := s.store.APIKeyGetByHash(ctx, HashKey(key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	return Principal{TenantID: k.TenantID, KeyID: k.ID}, nil
+}
+
+// CreateTenant creates a tenant with one API key and returns the key: it is
+// the only time the plaintext exists.
+func (s *Service) CreateTenant(ctx context.Context, name string) (authgate.Tenant, secret.Secret, error) {
+	if !namePattern.MatchString(name) {
+		return authgate.Tenant{}, secret.Secret{}, authgate.Errorf(authgate.ClassInvalidRequest, "tenant name must be 1-63 of a-z 0-9 _ - starting with a letter or digit")
+	}
+	var t authgate.Tenant
+	var key secret.Secret
+	err := s.store.Tx(ctx, func(q storage.Queries) error {
+		var err error
+		t, key, err = s.createTx(ctx, q, name, "admin")
+		return err
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		return authgate.Tenant{}, secret.Secret{}, authgate.Errorf(authgate.ClassConflict, "a tenant named %s already exists", name).WithCause(err)
+	}
+	return t, key, err
+}
+
+func (s *Service) createTx(ctx context.Context, q storage.Queries, name, keyName string) (authgate.Tenant, secret.Secret, error) {
+	now := s.clock.Now().UTC().Truncate(time.Microsecond)
+	t := storage.Tenant{ID: authgate.NewTenantID(), Name: name, CreatedAt: now}
+	if err := q.TenantInsert(ctx, t); err != nil {
+		return authgate.Tenant{}, secret.Secret{}, err
+	}
+	key := newKey()
+	if err := q.APIKeyInsert(ctx, storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: t.ID, Hash: HashKey(key.Reveal()), Name: keyName, CreatedAt: now}); err != nil {
+		return authgate.Tenant{}, secret.Secret{}, err
+	}
+	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}, key, nil
+}
+
+// Bootstrap creates the default tenant and its admin key when the database
+// has no tenant at all. It returns the key only when it created it; two
+// processes starting together create one tenant between them.
+func (s *Service) Bootstrap(ctx context.Context) (authgate.Tenant, secret.Secret, bool, error) {
+	var t authgate.Tenant
+	var key secret.Secret
+	created := false
+	err := s.store.Tx(ctx, func(q storage.Queries) error {
+		existing, err := q.TenantList(ctx)
+		if err != nil || len(existing) > 0 {
+			if err == nil {
+				t = authgate.Tenant{ID: existing[0].ID, Name: existing[0].Name, CreatedAt: existing[0].CreatedAt}
+			}
+			return err
+		}
+		t, key, err = s.createTx(ctx, q, DefaultTenantName, "admin")
+		created = err == nil
+		return err
+	})
+	return t, key, created, err
+}
+
+// List returns every tenant.
+func (s *Service) List(ctx context.Context) ([]authgate.Tenant, error) {
+	ts, err := s.store.TenantList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authgate.Tenant, len(ts))
+	for i, t := range ts {
+		out[i] = authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}
+	}
+	return out, nil
+}
+
+// Resolve finds a tenant by id or name (operator tools).
+func (s *Service) Resolve(ctx context.Context, idOrName string) (authgate.Tenant, error) {
+	var t storage.Tenant
+	var err error
+	if authgate.TenantID(idOrName).Valid() {
+		t, err = s.store.TenantGetByID(ctx, authgate.TenantID(idOrName))
+	} else {
+		t, err = s.store.TenantGetByName(ctx, idOrName)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return authgate.Tenant{}, authgate.Errorf(authgate.ClassNotFound, "no tenant %q", idOrName)
+	}
+	if err != nil {
+		return authgate.Tenant{}, err
+	}
+	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}, nil
+}

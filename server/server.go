@@ -1,0 +1,274 @@
+// Package server is authgate's composition root: Config (with defaults and
+// validation) → Open → Handler / Serve → Close. It wires storage, keys, the
+// vault, tenancy and the HTTP API together and owns nothing else: no
+// behaviour lives here, and it never reads the environment (cmd/authgate does).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate/internal/api"
+	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/storage/sqlitestore"
+	"github.com/authgate/authgate/internal/tenancy"
+	"github.com/authgate/authgate/internal/vault"
+)
+
+// Config is everything authgate needs to run. The zero value plus
+// WithDefaults runs with no configuration at all.
+type Config struct {
+	// Addr is where Serve listens (default 127.0.0.1:8080: loopback only).
+	Addr string
+	// Database is "sqlite:PATH" (default "sqlite:authgate.db").
+	Database string
+	// MasterKeys is "id:base64[,id:base64…]", primary first. When empty,
+	// keys come from KeyFile.
+	MasterKeys string
+	// KeyFile holds the master keys when MasterKeys is empty (default
+	// "authgate.key"); it is generated, mode 0600, if missing.
+	KeyFile string
+	// Logger receives structured logs; it is wrapped in the redacting handler.
+	Logger *slog.Logger
+	// Clock tells time (default: the wall clock).
+	Clock clock.Clock
+	// Stdout receives the one-time "admin key: ag_…" line when the default
+	// tenant is created (default os.Stdout).
+	Stdout io.Writer
+	// ShutdownTimeout bounds graceful shutdown (default 10s).
+	ShutdownTimeout time.Duration
+}
+
+// Defaults.
+const (
+	DefaultAddr     = "127.0.0.1:8080"
+	DefaultDatabase = "sqlite:authgate.db"
+	DefaultKeyFile  = "authgate.key"
+)
+
+// WithDefaults fills every unset field.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = DefaultKeyFile
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	c.Logger = slog.New(secret.NewRedactingHandler(c.Logger.Handler()))
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first configuration mistake, naming the setting.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr)
+	}
+	if _, err := sqlitePath(c.Database); err != nil {
+		return err
+	}
+	if c.MasterKeys != "" {
+		if _, err := keyring.Parse(c.MasterKeys); err != nil {
+			return fmt.Errorf("master keys: %w", err)
+		}
+	}
+	return nil
+}
+
+func sqlitePath(db string) (string, error) {
+	scheme, rest, ok := strings.Cut(db, ":")
+	switch {
+	case !ok:
+		return "", fmt.Errorf("database %q: want sqlite:PATH", db)
+	case scheme == "sqlite" && rest != "":
+		return strings.TrimPrefix(rest, "//"), nil
+	case scheme == "postgres" || scheme == "postgresql":
+		return "", fmt.Errorf("database %q: PostgreSQL is not supported yet; use sqlite:PATH", redactURL(db))
+	}
+	return "", fmt.Errorf("database %q: want sqlite:PATH", redactURL(db))
+}
+
+// redactURL hides a password in a database URL.
+func redactURL(s string) string {
+	if at := strings.LastIndex(s, "@"); at > 0 {
+		if scheme := strings.Index(s, "://"); scheme >= 0 && scheme < at {
+			return s[:scheme+3] + "…@" + s[at+1:]
+		}
+	}
+	return s
+}
+
+// Core is the domain without HTTP: what operator commands (creds, keys,
+// tenants) need.
+type Core struct {
+	Store   storage.Store
+	Keys    *keyring.Keyring
+	Vault   *vault.Vault
+	Tenancy *tenancy.Service
+	Clock   clock.Clock
+	Logger  *slog.Logger
+}
+
+// CoreOptions tunes OpenCore for operator commands.
+type CoreOptions struct {
+	// MustExist refuses to create a missing database or key file: an
+	// operator command pointed at the wrong directory should say so, not
+	// start an empty installation there.
+	MustExist bool
+}
+
+// OpenCore opens the database and keys. cfg must have defaults applied.
+func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	path, _ := sqlitePath(cfg.Database)
+	if opts.MustExist {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("database %s not found (run authgate serve first, or pass --db)", path)
+		}
+		if cfg.MasterKeys == "" {
+			if _, err := os.Stat(cfg.KeyFile); err != nil {
+				return nil, fmt.Errorf("master key file %s not found (set AUTHGATE_MASTER_KEYS or pass --key-file)", cfg.KeyFile)
+			}
+		}
+	}
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return &Core{
+		Store: store, Keys: keys, Clock: cfg.Clock, Logger: cfg.Logger,
+		Vault:   vault.New(store, keys, cfg.Clock),
+		Tenancy: tenancy.New(store, cfg.Clock),
+	}, nil
+}
+
+// Close closes the database.
+func (c *Core) Close() error { return c.Store.Close() }
+
+func loadKeys(cfg Config) (*keyring.Keyring, error) {
+	if cfg.MasterKeys != "" {
+		k, err := keyring.Parse(cfg.MasterKeys)
+		if err != nil {
+			return nil, fmt.Errorf("master keys: %w", err)
+		}
+		return k, nil
+	}
+	k, created, tooOpen, err := keyring.LoadOrCreateFile(cfg.KeyFile, cfg.Clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("master key file: %w", err)
+	}
+	if created {
+		cfg.Logger.Warn("generated a new master key file; back it up: without it no stored credential can be decrypted. Set AUTHGATE_MASTER_KEYS in production.",
+			slog.String("key_file", cfg.KeyFile), slog.String("key_id", k.Primary()))
+	}
+	if tooOpen {
+		cfg.Logger.Warn("master key file is readable by other users; chmod 600 it", slog.String("key_file", cfg.KeyFile))
+	}
+	return k, nil
+}
+
+// Server is a running authgate: the core plus the HTTP API.
+type Server struct {
+	*Core
+	cfg     Config
+	handler http.Handler
+}
+
+// Open prepares a server: database, keys, the default tenant on first start
+// (its admin key is written once to cfg.Stdout), and the HTTP handler.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	core, err := OpenCore(ctx, cfg, CoreOptions{})
+	if err != nil {
+		return nil, err
+	}
+	t, key, created, err := core.Tenancy.Bootstrap(ctx)
+	if err != nil {
+		core.Close()
+		return nil, fmt.Errorf("create default tenant: %w", err)
+	}
+	if created {
+		// Printed once, on its own line, and never logged.
+		fmt.Fprintf(cfg.Stdout, "admin key: %s\n", key.Reveal())
+		cfg.Logger.Info("created the default tenant and its admin key (printed once on stdout)", slog.String("tenant_id", string(t.ID)), slog.String("key_fp", key.Fingerprint()))
+	}
+	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock})
+	return &Server{Core: core, cfg: cfg, handler: a.Handler()}, nil
+}
+
+// Handler serves the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers HTTP on ln until ctx is done, then shuts down gracefully:
+// in-flight requests get cfg.ShutdownTimeout to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.cfg.Logger.Info("shutting down", slog.Duration("timeout", s.cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return err
+}
+
+// ListenAndServe listens on cfg.Addr and serves until ctx is done. ready, if
+// set, is called with the bound address once the listener is open.
+func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", s.cfg.Database))
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	return s.Serve(ctx, ln)
+}

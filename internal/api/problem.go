@@ -78,7 +78,7 @@ func (a *API) problemsForUnrouted(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
-			h.ServeHTTP(w, r)
+			mux.ServeHTTP(w, r) // (mux.Handler does not set path values; ServeHTTP does)
 			return
 		}
 		rec := &headerRecorder{header: http.Header{}}

@@ -1,0 +1,102 @@
+// Package authgatetest starts a real authgate on loopback for tests — ours and
+// our users': a SQLite file in a temporary directory, a generated key, a real
+// HTTP server, and an SDK client holding the admin key. It never mocks
+// storage or HTTP; later it also starts the provider sandbox and drives consent.
+package authgatetest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/server"
+)
+
+// Env is one running authgate.
+type Env struct {
+	URL      string
+	AdminKey string
+	Client   *authgate.Client
+	Server   *server.Server
+	DBPath   string
+	KeyFile  string
+	// Logs holds every log line the server wrote (JSON, one per line).
+	Logs *SyncBuffer
+	// Stdout holds what the server printed (the admin key line).
+	Stdout *SyncBuffer
+}
+
+// Options tunes Start.
+type Options struct {
+	// Clock, if set, replaces the wall clock.
+	Clock clock.Clock
+}
+
+// Start runs authgate for the duration of the test.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	env := &Env{DBPath: filepath.Join(dir, "authgate.db"), KeyFile: filepath.Join(dir, "authgate.key"), Logs: &SyncBuffer{}, Stdout: &SyncBuffer{}}
+	srv, err := server.Open(context.Background(), server.Config{
+		Database: "sqlite:" + env.DBPath,
+		KeyFile:  env.KeyFile,
+		Logger:   slog.New(slog.NewJSONHandler(env.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:    opts.Clock,
+		Stdout:   env.Stdout,
+	})
+	if err != nil {
+		t.Fatalf("authgatetest: open server: %v", err)
+	}
+	env.Server = srv
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	env.URL = hs.URL
+	for _, line := range strings.Split(env.Stdout.String(), "\n") {
+		if k, ok := strings.CutPrefix(line, "admin key: "); ok {
+			env.AdminKey = k
+		}
+	}
+	if env.AdminKey == "" {
+		t.Fatalf("authgatetest: server printed no admin key; stdout: %q", env.Stdout.String())
+	}
+	env.Client = authgate.NewClient(env.URL, env.AdminKey)
+	return env
+}
+
+// NewTenant creates another tenant and returns a client holding its key.
+func (e *Env) NewTenant(t testing.TB, name string) (*authgate.Client, string) {
+	t.Helper()
+	_, key, err := e.Server.Tenancy.CreateTenant(context.Background(), name)
+	if err != nil {
+		t.Fatalf("authgatetest: create tenant %s: %v", name, err)
+	}
+	return authgate.NewClient(e.URL, key.Reveal()), key.Reveal()
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServeZeroConfig: `authgate serve` in an empty directory creates its
+// database and a 0600 key file, prints the admin key once, answers, and shuts
+// down cleanly; a restart reuses both and prints no new key.
+func TestServeZeroConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := serve(t, dir)
+	if !strings.HasPrefix(p.AdminKey, "ag_") {
+		t.Fatalf("no admin key line on stdout:\n%s", p.stdout.String())
+	}
+	st, err := os.Stat(filepath.Join(dir, "authgate.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "authgate.db")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("database file: %v; want it created 0600", err)
+	}
+	if !strings.Contains(p.stderr.String(), "generated a new master key file") {
+		t.Fatalf("no warning about the generated key file:\n%s", p.stderr.String())
+	}
+	hc := &http.Client{}
+	if r := call(t, hc, "GET", p.URL+"/healthz", "", ""); r.status != 200 {
+		t.Fatalf("healthz %d %s", r.status, r.body)
+	}
+	imp := call(t, hc, "POST", p.URL+"/v1/credentials/import", p.AdminKey,
+		`{"user_id":"alice","provider":"google","subject":"1234","email":"alice@example.com","scopes":["openid"],"access_token":"ya29.x","refresh_token":"1//y","expires_at":"2026-11-26T10:00:00Z"}`)
+	if imp.status != 201 {
+		t.Fatalf("import %d %s", imp.status, imp.body)
+	}
+	p.stop(t)
+
+	again := serve(t, dir)
+	if again.AdminKey != "" || strings.Contains(again.stdout.String(), "admin key") {
+		t.Fatalf("restart printed a new admin key:\n%s", again.stdout.String())
+	}
+	list := call(t, hc, "GET", again.URL+"/v1/credentials", p.AdminKey, "")
+	if list.status != 200 || !strings.Contains(list.body, `"user_id":"alice"`) {
+		t.Fatalf("after restart list %d %s", list.status, list.body)
+	}
+}
+
+// TestCLIErrors: bad input on the command line is one line on stderr and a
+// non-zero exit, never a panic or a usage dump.
+func TestCLIErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"creds", "list"}, "database authgate.db not found"},
+		{[]string{"serve", "--addr", "nonsense"}, "want host:port"},
+		{[]string{"serve", "--db", "mysql://x"}, "want sqlite:PATH"},
+		{[]string{"creds", "show"}, "accepts 1 arg"},
+		{[]string{"frobnicate"}, "unknown command"},
+	} {
+		_, stderr, code := cli(t, dir, tc.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code == 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "authgate: ") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("authgate %v: exit %d, stderr %q; want one 'authgate: …%s' line and a non-zero exit", tc.args, code, stderr, tc.want)
+		}
+	}
+	p := serve(t, dir)
+	p.stop(t)
+	if _, stderr, code := cli(t, dir, "creds", "show", "cred_nope"); code == 0 || !strings.Contains(stderr, "is not a credential id") {
+		t.Errorf("creds show bad id: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := cli(t, dir, "events", "cred_"+strings.Repeat("a", 26)); code == 0 || !strings.Contains(stderr, "no credential") {
+		t.Errorf("events unknown id: exit %d, %q", code, stderr)
+	}
+	if out, _, code := cli(t, dir, "tenants", "create", "beta"); code != 0 || !strings.Contains(out, "admin key: ag_") {
+		t.Fatalf("tenants create: exit %d, %q", code, out)
+	}
+	if _, stderr, code := cli(t, dir, "tenants", "create", "beta"); code == 0 || !strings.Contains(stderr, "already exists") {
+		t.Errorf("duplicate tenant: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := cli(t, dir, "tenants", "create", "Bad Name"); code == 0 || !strings.Contains(stderr, "tenant name") {
+		t.Errorf("bad tenant name: exit %d, %q", code, stderr)
+	}
+}

@@ -136,9 +136,15 @@ func (p *proc) stop(t *testing.T) {
 // cli runs one authgate command in dir and returns its stdout, stderr and exit code.
 func cli(t *testing.T, dir string, args ...string) (string, string, int) {
 	t.Helper()
+	return cliEnv(t, dir, nil, args...)
+}
+
+// cliEnv is cli with extra environment variables.
+func cliEnv(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

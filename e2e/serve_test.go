@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -86,5 +90,43 @@ func TestCLIErrors(t *testing.T) {
 	}
 	if _, stderr, code := cli(t, dir, "tenants", "create", "Bad Name"); code == 0 || !strings.Contains(stderr, "tenant name") {
 		t.Errorf("bad tenant name: exit %d, %q", code, stderr)
+	}
+}
+
+// TestMasterKeysFromEnvironment: with AUTHGATE_MASTER_KEYS set no key file is
+// written, and a process holding other keys than the data was sealed with
+// says which key it lacks instead of producing garbage.
+func TestMasterKeysFromEnvironment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	k1 := "AUTHGATE_MASTER_KEYS=prod-2026:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	p := serve(t, dir, k1)
+	if _, err := os.Stat(filepath.Join(dir, "authgate.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a key file was written although keys came from the environment: %v", err)
+	}
+	if strings.Contains(p.stderr.String(), "generated a new master key file") {
+		t.Fatal("warned about a generated key file that should not exist")
+	}
+	r := call(t, &http.Client{}, "POST", p.URL+"/v1/credentials/import", p.AdminKey,
+		`{"user_id":"alice","provider":"google","subject":"1234","access_token":"ya29.x","refresh_token":"1//y"}`)
+	if r.status != 201 {
+		t.Fatalf("import %d %s", r.status, r.body)
+	}
+	p.stop(t)
+
+	staging := "AUTHGATE_MASTER_KEYS=staging-1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))
+	out, stderr, code := cliEnv(t, dir, []string{staging}, "keys", "rotate")
+	if code == 0 || !strings.Contains(stderr, "encrypted with key prod-2026, which this process does not have: environment mismatch?") {
+		t.Fatalf("rotate with the wrong keys: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	both := "AUTHGATE_MASTER_KEYS=staging-1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32)) + ",prod-2026:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	if out, stderr, code := cliEnv(t, dir, []string{both}, "keys", "rotate"); code != 0 || !strings.Contains(out, "re-encrypted 1,") || !strings.Contains(out, "remaining on other keys 0") {
+		t.Fatalf("rotate with both keys: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if _, stderr, code := cliEnv(t, dir, []string{k1}, "keys", "rotate"); code == 0 || !strings.Contains(stderr, "encrypted with key staging-1") {
+		t.Fatalf("after rotation the old key alone must no longer decrypt: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cliEnv(t, dir, []string{"AUTHGATE_MASTER_KEYS=k1:short"}, "creds", "list"); code == 0 || !strings.Contains(stderr, "master keys") {
+		t.Fatalf("malformed AUTHGATE_MASTER_KEYS: exit %d %s", code, stderr)
 	}
 }

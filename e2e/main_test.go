@@ -12,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/authgatetest"
 )
 
 // binary is the authgate executable built once for the whole package.
@@ -44,26 +45,9 @@ type proc struct {
 	cmd      *exec.Cmd
 	URL      string
 	AdminKey string
-	stdout   *lockedBuffer
-	stderr   *lockedBuffer
+	stdout   *authgatetest.SyncBuffer
+	stderr   *authgatetest.SyncBuffer
 	done     chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // serve starts `authgate serve` in dir on a free loopback port and returns
@@ -73,7 +57,7 @@ func serve(t *testing.T, dir string, env ...string) *proc {
 	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0")
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
-	p := &proc{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, stdout: &authgatetest.SyncBuffer{}, stderr: &authgatetest.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -46,15 +46,18 @@ func (q queries) TenantInsert(ctx context.Context, t storage.Tenant) error {
 	return mapErr(err)
 }
 
-func (q queries) tenantGet(ctx context.Context, where string, arg any) (storage.Tenant, error) {
+func scanTenant(s scanner) (storage.Tenant, error) {
 	var t storage.Tenant
 	var created int64
-	err := q.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM tenants WHERE `+where, arg).Scan(&t.ID, &t.Name, &created)
-	if err != nil {
+	if err := s.Scan(&t.ID, &t.Name, &created); err != nil {
 		return t, mapErr(err)
 	}
 	t.CreatedAt = time.UnixMicro(created).UTC()
 	return t, nil
+}
+
+func (q queries) tenantGet(ctx context.Context, where string, arg any) (storage.Tenant, error) {
+	return scanTenant(q.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM tenants WHERE `+where, arg))
 }
 
 func (q queries) TenantGetByID(ctx context.Context, id authgate.TenantID) (storage.Tenant, error) {
@@ -66,20 +69,23 @@ func (q queries) TenantGetByName(ctx context.Context, name string) (storage.Tena
 }
 
 func (q queries) TenantList(ctx context.Context) ([]storage.Tenant, error) {
-	rows, err := q.r.QueryContext(ctx, `SELECT id, name, created_at FROM tenants ORDER BY created_at, id`)
+	return queryRows(ctx, q.r, scanTenant, `SELECT id, name, created_at FROM tenants ORDER BY created_at, id`)
+}
+
+// queryRows runs a query and scans every row with scan.
+func queryRows[T any](ctx context.Context, db execer, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []storage.Tenant
+	var out []T
 	for rows.Next() {
-		var t storage.Tenant
-		var created int64
-		if err := rows.Scan(&t.ID, &t.Name, &created); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
-		t.CreatedAt = time.UnixMicro(created).UTC()
-		out = append(out, t)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -182,20 +188,7 @@ func (q queries) CredentialGetBySlot(ctx context.Context, s storage.Slot) (*stor
 }
 
 func (q queries) credentialQuery(ctx context.Context, query string, args ...any) ([]*storage.Credential, error) {
-	rows, err := q.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*storage.Credential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, q.r, scanCredential, query, args...)
 }
 
 func (q queries) CredentialList(ctx context.Context, p storage.CredentialListParams) ([]*storage.Credential, error) {
@@ -304,25 +297,20 @@ func (q queries) EventInsert(ctx context.Context, e *storage.Event) error {
 	return mapErr(err)
 }
 
+func scanEvent(s scanner) (storage.Event, error) {
+	var e storage.Event
+	var at int64
+	var details string
+	if err := s.Scan(&e.ID, &e.TenantID, &e.CredentialID, &e.Type, &at, &e.Actor, &details); err != nil {
+		return e, err
+	}
+	e.At = time.UnixMicro(at).UTC()
+	e.Details = json.RawMessage(details)
+	return e, nil
+}
+
 func (q queries) EventList(ctx context.Context, p storage.EventListParams) ([]storage.Event, error) {
-	rows, err := q.r.QueryContext(ctx, `SELECT id, tenant_id, credential_id, type, at, actor, details FROM credential_events
+	return queryRows(ctx, q.r, scanEvent, `SELECT id, tenant_id, credential_id, type, at, actor, details FROM credential_events
 		WHERE tenant_id = ? AND credential_id = ? AND id > ? ORDER BY id LIMIT ?`,
 		p.TenantID, p.CredentialID, p.AfterID, storage.ClampLimit(p.Limit, 100, 1000))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []storage.Event
-	for rows.Next() {
-		var e storage.Event
-		var at int64
-		var details string
-		if err := rows.Scan(&e.ID, &e.TenantID, &e.CredentialID, &e.Type, &at, &e.Actor, &details); err != nil {
-			return nil, err
-		}
-		e.At = time.UnixMicro(at).UTC()
-		e.Details = json.RawMessage(details)
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }

@@ -1,0 +1,76 @@
+package oauthcore
+
+import (
+	"html/template"
+	"net/http"
+)
+
+// ConsentPage is what the emulated provider's consent screen shows. The
+// markup is stable (form action, input names) so a test helper can drive it
+// without a browser, and plain enough for a person in a browser.
+type ConsentPage struct {
+	Provider   string // e.g. "Google"
+	ClientName string
+	Action     string // where the form posts
+	PendingID  string
+	Account    string // prefilled email
+	Accounts   []string
+	// Scopes are shown as checkboxes, ticked; unticking grants fewer
+	// (granular consent). Fixed scopes are listed but cannot be unticked.
+	Scopes      []string
+	FixedScopes []string
+	// Workspace asks for a workspace (Notion, Slack) when AskWorkspace.
+	AskWorkspace bool
+	Workspace    string
+	// Resources are pages/databases to share (Notion's page picker).
+	Resources []Resource
+}
+
+// Resource is one shareable item on the consent page.
+type Resource struct{ ID, Title, Kind string }
+
+var consentTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Provider}} sandbox: sign in</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}fieldset{margin:1rem 0}label{display:block;margin:.3rem 0}.note{color:#666;font-size:.9rem}</style></head>
+<body>
+<h1>{{.Provider}} (authgate sandbox)</h1>
+<p><strong>{{.ClientName}}</strong> wants to access your account.</p>
+<form method="post" action="{{.Action}}" id="consent">
+<input type="hidden" name="pending" value="{{.PendingID}}">
+<label>Account (email) <input type="email" name="account" value="{{.Account}}" list="accounts" required></label>
+<datalist id="accounts">{{range .Accounts}}<option value="{{.}}">{{end}}</datalist>
+{{if .AskWorkspace}}<label>Workspace <input type="text" name="workspace" value="{{.Workspace}}"></label>{{end}}
+{{if or .Scopes .FixedScopes}}<fieldset><legend>Permissions</legend>
+{{range .FixedScopes}}<label><input type="checkbox" checked disabled> {{.}}</label>{{end}}
+{{range .Scopes}}<label><input type="checkbox" name="scope" value="{{.}}" checked> {{.}}</label>{{end}}
+</fieldset>{{end}}
+{{if .Resources}}<fieldset><legend>Pages to share</legend>
+{{range .Resources}}<label><input type="checkbox" name="resource" value="{{.ID}}" checked> {{.Title}} <span class="note">({{.Kind}})</span></label>{{end}}
+</fieldset>{{end}}
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Cancel</button>
+</form>
+<p class="note">A sandbox account is created for any email you type.</p>
+</body></html>
+`))
+
+// RenderConsent writes the consent page.
+func RenderConsent(w http.ResponseWriter, p ConsentPage) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = consentTmpl.Execute(w, p)
+}
+
+// ErrorPage writes a provider-hosted error page: some authorization errors
+// never reach the client's redirect URI (Google's admin_policy_enforced,
+// redirect_uri_mismatch); the user sees this instead.
+func ErrorPage(w http.ResponseWriter, status int, provider, code, message string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_ = errTmpl.Execute(w, map[string]any{"Provider": provider, "Status": status, "Code": code, "Message": message})
+}
+
+var errTmpl = template.Must(template.New("err").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Error {{.Status}}: {{.Code}}</title></head>
+<body><h1>{{.Provider}}: access blocked</h1><p id="error">Error {{.Status}}: {{.Code}}</p><p>{{.Message}}</p></body></html>
+`))

@@ -106,13 +106,22 @@ func (s *Sim) apiError(w http.ResponseWriter, status int, body any, indent strin
 	oauthcore.WriteJSON(w, status, body, indent)
 }
 
-func (s *Sim) apiRateLimited(w http.ResponseWriter, d fault.Decision) {
+func (s *Sim) apiRateLimited(w http.ResponseWriter, r *http.Request, d fault.Decision) {
 	if d.RateStatus == http.StatusForbidden {
-		s.apiError(w, http.StatusForbidden, legacyError(403, "usageLimits", "userRateLimitExceeded", "User Rate Limit Exceeded"), " ")
+		s.apiError(w, http.StatusForbidden, legacyError(403, "usageLimits", "userRateLimitExceeded", "User Rate Limit Exceeded"), legacyIndent(r))
 		return
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
-	s.apiError(w, http.StatusTooManyRequests, legacyError(429, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"), " ")
+	s.apiError(w, http.StatusTooManyRequests, legacyError(429, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"), legacyIndent(r))
+}
+
+// legacyIndent is how Drive's older front end prints legacy-only error
+// bodies: one space, or compact when the client asked for prettyPrint=false.
+func legacyIndent(r *http.Request) string {
+	if r.URL.Query().Get("prettyPrint") == "false" {
+		return ""
+	}
+	return " "
 }
 
 // apiMethod is one API method: its RPC name (for ErrorInfo) and the scopes
@@ -168,7 +177,7 @@ func (s *Sim) apiAuth(w http.ResponseWriter, r *http.Request, m apiMethod) (*cal
 		return nil, false
 	}
 	if s.faults.AdminBlocked(Provider, acct.Email, acct.Domain) {
-		s.apiError(w, http.StatusForbidden, legacyError(403, "global", "domainPolicy", "The domain administrators have disabled Drive apps."), " ")
+		s.apiError(w, http.StatusForbidden, legacyError(403, "global", "domainPolicy", "The domain administrators have disabled Drive apps."), legacyIndent(r))
 		return nil, false
 	}
 	c := &caller{Access: a, Account: acct, indent: indent, docsAPI: m.Docs}

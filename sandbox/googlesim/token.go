@@ -99,7 +99,7 @@ func (s *Sim) requestFaults(w http.ResponseWriter, r *http.Request, account, tar
 		s.tokenError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "Rate limit exceeded.")
 		return true
 	case d.RateLimited:
-		s.apiRateLimited(w, d)
+		s.apiRateLimited(w, r, d)
 		return true
 	case d.ServerError != 0 && target == fault.TargetToken:
 		// Google's front ends answer 5xx with an HTML page, not JSON.
@@ -109,7 +109,7 @@ func (s *Sim) requestFaults(w http.ResponseWriter, r *http.Request, account, tar
 		fmt.Fprintf(w, "<!DOCTYPE html>\n<html lang=en><meta charset=utf-8><title>Error %d (Server Error)!!1</title><p><b>%d.</b> <ins>That’s an error.</ins><p>The server encountered a temporary error and could not complete your request.<p>Please try again in 30 seconds.  <ins>That’s all we know.</ins>\n", d.ServerError, d.ServerError)
 		return true
 	case d.ServerError != 0:
-		s.apiError(w, d.ServerError, legacyError(d.ServerError, "global", "backendError", "Backend Error"), " ")
+		s.apiError(w, d.ServerError, legacyError(d.ServerError, "global", "backendError", "Backend Error"), legacyIndent(r))
 		return true
 	}
 	return false

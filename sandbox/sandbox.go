@@ -25,8 +25,10 @@ import (
 
 	"github.com/authgate/authgate/sandbox/fault"
 	"github.com/authgate/authgate/sandbox/googlesim"
+	"github.com/authgate/authgate/sandbox/notionsim"
 	"github.com/authgate/authgate/sandbox/oauthcore"
 	"github.com/authgate/authgate/sandbox/oauthsim"
+	"github.com/authgate/authgate/sandbox/slacksim"
 )
 
 // Re-exported names, so callers need only this package.
@@ -60,6 +62,10 @@ type Options struct {
 	OIDCAccessTTL time.Duration
 	// OIDCGracePeriod lets a rotated refresh token be reused briefly (default 0).
 	OIDCGracePeriod time.Duration
+	// NotionRateLimit is Notion's average requests per second per install
+	// (default 3, burst NotionBurst, default 10); negative disables it.
+	NotionRateLimit float64
+	NotionBurst     int
 }
 
 // provider is one emulated provider.
@@ -76,6 +82,8 @@ type Sandbox struct {
 	providers map[string]provider
 	order     []string
 	google    *googlesim.Sim
+	notion    *notionsim.Sim
+	slack     *slacksim.Sim
 	oidc      *oauthsim.Sim
 	mux       *http.ServeMux
 }
@@ -87,8 +95,10 @@ func New(o Options) *Sandbox {
 	}
 	s := &Sandbox{faults: &fault.Registry{}, providers: map[string]provider{}, mux: http.NewServeMux()}
 	s.google = googlesim.New(googlesim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed, AccessTTL: o.GoogleAccessTTL, IssuanceLimit: o.GoogleIssuanceLimit})
+	s.notion = notionsim.New(notionsim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed, RateLimit: o.NotionRateLimit, Burst: o.NotionBurst})
+	s.slack = slacksim.New(slacksim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed})
 	s.oidc = oauthsim.New(oauthsim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed, AccessTTL: o.OIDCAccessTTL, GracePeriod: o.OIDCGracePeriod})
-	for _, p := range []provider{s.google, s.oidc} {
+	for _, p := range []provider{s.google, s.notion, s.slack, s.oidc} {
 		s.providers[p.Name()] = p
 		s.order = append(s.order, p.Name())
 		p.Register(s.mux)
@@ -104,6 +114,12 @@ func (s *Sandbox) Handler() http.Handler { return s.mux }
 
 // Google returns the Google emulator (tests inspect its Drive).
 func (s *Sandbox) Google() *googlesim.Sim { return s.google }
+
+// Notion returns the Notion emulator (tests look up seeded page ids).
+func (s *Sandbox) Notion() *notionsim.Sim { return s.notion }
+
+// Slack returns the Slack emulator (tests look up seeded channel ids).
+func (s *Sandbox) Slack() *slacksim.Sim { return s.slack }
 
 // Providers lists the emulated providers.
 func (s *Sandbox) Providers() []string { return append([]string(nil), s.order...) }

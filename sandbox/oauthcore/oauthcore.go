@@ -48,6 +48,9 @@ type Config struct {
 	CodeTTL time.Duration
 	// Token prefixes make tokens look like the provider's.
 	AccessPrefix, RefreshPrefix, CodePrefix string
+	// LabelPrefixes overrides the access and refresh prefixes per token
+	// label (Slack: "bot" → xoxe.xoxb-1-, "user" → xoxe.xoxp-1-).
+	LabelPrefixes map[string][2]string
 	// TokenBytes is the random length of tokens (default 32).
 	TokenBytes int
 	Clock      Clock
@@ -437,6 +440,20 @@ func (s *Server) Exchange(p ExchangeParams) (*Issued, error) {
 	return iss, nil
 }
 
+// IssueAlongside issues a second, independent token pair under the same
+// grant as an exchange (Slack's user token next to its bot token).
+func (s *Server) IssueAlongside(g *Grant, scopes []string, label string, refresh bool) *Issued {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := &family{}
+	iss := &Issued{Grant: g}
+	iss.Access, iss.ExpiresIn = s.newAccessLocked(g, f, normalize(scopes), label)
+	if refresh {
+		iss.Refresh = s.newRefreshLocked(g, f, normalize(scopes), label)
+	}
+	return iss
+}
+
 // VerifierMatches checks a PKCE verifier against its challenge (RFC 7636).
 func VerifierMatches(verifier, challenge, method string) bool {
 	if len(verifier) < 43 || len(verifier) > 128 || strings.IndexFunc(verifier, func(r rune) bool {
@@ -460,7 +477,11 @@ func (s *Server) ttlFor(g *Grant) time.Duration {
 
 func (s *Server) newAccessLocked(g *Grant, f *family, scopes []string, label string) (*Access, time.Duration) {
 	now := s.now()
-	a := &Access{Value: s.tokenLocked(s.cfg.AccessPrefix), ClientID: g.ClientID, AccountID: g.AccountID, Scopes: slices.Clone(scopes),
+	prefix := s.cfg.AccessPrefix
+	if p, ok := s.cfg.LabelPrefixes[label]; ok {
+		prefix = p[0]
+	}
+	a := &Access{Value: s.tokenLocked(prefix), ClientID: g.ClientID, AccountID: g.AccountID, Scopes: slices.Clone(scopes),
 		IssuedAt: now, Label: label, grant: g, family: f}
 	ttl := s.ttlFor(g)
 	if ttl > 0 {
@@ -472,7 +493,11 @@ func (s *Server) newAccessLocked(g *Grant, f *family, scopes []string, label str
 }
 
 func (s *Server) newRefreshLocked(g *Grant, f *family, scopes []string, label string) *RefreshToken {
-	r := &RefreshToken{Value: s.tokenLocked(s.cfg.RefreshPrefix), ClientID: g.ClientID, AccountID: g.AccountID, Scopes: slices.Clone(scopes),
+	prefix := s.cfg.RefreshPrefix
+	if p, ok := s.cfg.LabelPrefixes[label]; ok {
+		prefix = p[1]
+	}
+	r := &RefreshToken{Value: s.tokenLocked(prefix), ClientID: g.ClientID, AccountID: g.AccountID, Scopes: slices.Clone(scopes),
 		Label: label, IssuedAt: s.now(), grant: g, family: f}
 	s.refresh[r.Value] = r
 	f.refresh = append(f.refresh, r)

@@ -2,7 +2,9 @@ package sandbox_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -168,4 +170,9 @@ func mustFault(t *testing.T, e *env, f sandbox.Fault) {
 	if err := e.sb.InjectFault(f); err != nil {
 		t.Fatalf("inject %+v: %v", f, err)
 	}
+}
+
+func fingerprint(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:5])
 }

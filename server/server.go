@@ -24,6 +24,7 @@ import (
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
+	"github.com/authgate/authgate/sandbox"
 )
 
 // Config is everything authgate needs to run. The zero value plus
@@ -48,7 +49,23 @@ type Config struct {
 	Stdout io.Writer
 	// ShutdownTimeout bounds graceful shutdown (default 10s).
 	ShutdownTimeout time.Duration
+	// Sandbox says whether to mount the provider emulator under /sandbox/:
+	// SandboxAuto (the default) mounts it while no real provider is
+	// configured — today always, until provider configuration arrives with
+	// the OAuth broker; SandboxOn and SandboxOff force it.
+	Sandbox SandboxMode
+	// SandboxSeed makes the mounted sandbox's tokens deterministic (0: random).
+	SandboxSeed uint64
 }
+
+// SandboxMode chooses whether serve mounts the provider sandbox.
+type SandboxMode string
+
+const (
+	SandboxAuto SandboxMode = "auto"
+	SandboxOn   SandboxMode = "on"
+	SandboxOff  SandboxMode = "off"
+)
 
 // Defaults.
 const (
@@ -81,6 +98,9 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.Sandbox == "" {
+		c.Sandbox = SandboxAuto
+	}
 	return c
 }
 
@@ -96,6 +116,11 @@ func (c Config) Validate() error {
 		if _, err := keyring.Parse(c.MasterKeys); err != nil {
 			return fmt.Errorf("master keys: %w", err)
 		}
+	}
+	switch c.Sandbox {
+	case "", SandboxAuto, SandboxOn, SandboxOff:
+	default:
+		return fmt.Errorf("sandbox %q: want auto, on or off", c.Sandbox)
 	}
 	return nil
 }
@@ -203,6 +228,8 @@ type Server struct {
 	*Core
 	cfg     Config
 	handler http.Handler
+	// Sandbox is the mounted provider emulator, or nil.
+	Sandbox *sandbox.Sandbox
 }
 
 // Open prepares a server: database, keys, the default tenant on first start
@@ -224,7 +251,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info("created the default tenant and its admin key (printed once on stdout)", slog.String("tenant_id", string(t.ID)), slog.String("key_fp", key.Fingerprint()))
 	}
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock})
-	return &Server{Core: core, cfg: cfg, handler: a.Handler()}, nil
+	srv := &Server{Core: core, cfg: cfg, handler: a.Handler()}
+	if cfg.Sandbox != SandboxOff {
+		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed})
+		mux := http.NewServeMux()
+		MountSandbox(mux, srv.Sandbox)
+		mux.Handle("/", a.Handler())
+		srv.handler = mux
+		cfg.Logger.Info("provider sandbox mounted at /sandbox/ (no real provider is configured)")
+	}
+	return srv, nil
+}
+
+// MountSandbox routes the sandbox's paths on mux: /sandbox/…, the RFC 8414
+// metadata path of its OIDC issuer, and the host-root Drive upload path the
+// official Google client resolves to.
+func MountSandbox(mux *http.ServeMux, sb *sandbox.Sandbox) {
+	h := sb.Handler()
+	mux.Handle("/sandbox/", h)
+	mux.Handle("/.well-known/oauth-authorization-server/sandbox/", h)
+	mux.Handle("POST /upload/drive/v3/files", h)
 }
 
 // Handler serves the whole HTTP surface.

@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.keyFile, "key-file", envOr("AUTHGATE_KEY_FILE", server.DefaultKeyFile), "master key file, used when $AUTHGATE_MASTER_KEYS is unset [$AUTHGATE_KEY_FILE]")
 	root.AddCommand(
 		newServeCmd(g),
+		newSandboxCmd(),
 		newCredsCmd(g),
 		newEventsCmd(g),
 		newKeysCmd(g),
@@ -51,6 +52,7 @@ func (g *globals) config() server.Config {
 		Database:   g.db,
 		KeyFile:    g.keyFile,
 		MasterKeys: os.Getenv("AUTHGATE_MASTER_KEYS"),
+		Sandbox:    server.SandboxMode(os.Getenv("AUTHGATE_SANDBOX")),
 		Logger:     newLogger(),
 	}.WithDefaults()
 }

@@ -533,3 +533,50 @@ func TestGoogleDiscovery(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+func TestGoogleTokeninfoIDToken(t *testing.T) {
+	t.Parallel()
+	e := start(t, sandbox.Options{})
+	cfg, tok := googleTokens(t, e, "xena@acme.example", []string{"openid", "email"})
+	r := send(t, "GET", e.url+"/sandbox/google/tokeninfo?id_token="+tok.Extra("id_token").(string), nil, "")
+	m := r.json(t)
+	if r.status != 200 || m["email_verified"] != "true" || m["aud"] != cfg.ClientID || m["hd"] != "acme.example" || m["alg"] != "RS256" {
+		t.Fatalf("tokeninfo id_token %d %s", r.status, r.body)
+	}
+	if _, ok := m["exp"].(string); !ok {
+		t.Fatal("exp is not a string")
+	}
+	forged := tok.Extra("id_token").(string)
+	forged = forged[:len(forged)-4] + "AAAA"
+	if r := send(t, "GET", e.url+"/sandbox/google/tokeninfo?id_token="+forged, nil, ""); r.status != 400 || r.json(t)["error"] != "invalid_token" {
+		t.Fatalf("forged id_token %d %s", r.status, r.body)
+	}
+}
+
+// TestDeterministicWhenSeeded: the same seed and the same requests give the
+// same tokens.
+func TestDeterministicWhenSeeded(t *testing.T) {
+	t.Parallel()
+	run := func() (string, string) {
+		e := start(t, sandbox.Options{}) // start seeds every sandbox with 42
+		if err := e.sb.SetConsent("google", sandbox.Consent{Account: "yuri@acme.example"}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := e.oauthConfig(t, "google", "openid")
+		q := e.authorize(t, cfg.AuthCodeURL("state-seed", oauth2.AccessTypeOffline), sandbox.Choice{})
+		tok, err := cfg.Exchange(context.Background(), q.Get("code"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken, tok.RefreshToken
+	}
+	a1, r1 := run()
+	a2, r2 := run()
+	if a1 != a2 || r1 != r2 {
+		t.Fatal("two seeded sandboxes issued different tokens for the same requests")
+	}
+	other := sandbox.New(sandbox.Options{Seed: 43})
+	if c, _ := other.DefaultClient("google"); c.ClientID == "" {
+		t.Fatal("no default client")
+	}
+}

@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -132,6 +133,22 @@ func TestNotionOAuthAndAPI(t *testing.T) {
 	}
 	notionError(t, notionAPI(t, e, "POST", "/pages", at, notionsim.Version2022, `{"parent":{"page_id":"`+roadmap+`"}}`), 400, "validation_error",
 		"body failed validation: body.properties should be defined, instead was `undefined`.")
+	users := notionAPI(t, e, "GET", "/users", at, notionsim.Version2022, "").json(t)
+	if res := users["results"].([]any); len(res) != 2 || !strings.Contains(fmt.Sprint(res), "pia@acme.example") {
+		t.Fatalf("users %v", users)
+	}
+	cl, _ := e.sb.DefaultClient("notion")
+	in := send(t, "POST", e.url+"/sandbox/notion/v1/oauth/introspect", mergeHeaders(basic(cl.ClientID, cl.ClientSecret), map[string]string{"Content-Type": "application/json"}), `{"token":"`+at+`"}`)
+	if in.json(t)["active"] != true {
+		t.Fatalf("introspect %s", in.body)
+	}
+	if r := send(t, "POST", e.url+"/sandbox/notion/v1/oauth/revoke", mergeHeaders(basic(cl.ClientID, cl.ClientSecret), map[string]string{"Content-Type": "application/json"}), `{"token":"`+at+`"}`); r.status != 200 {
+		t.Fatalf("revoke %d %s", r.status, r.body)
+	}
+	notionError(t, notionAPI(t, e, "GET", "/users/me", at, notionsim.Version2022, ""), 401, "unauthorized", "API token is invalid.")
+	if in := send(t, "POST", e.url+"/sandbox/notion/v1/oauth/introspect", mergeHeaders(basic(cl.ClientID, cl.ClientSecret), map[string]string{"Content-Type": "application/json"}), `{"token":"`+at+`"}`); in.json(t)["active"] != false {
+		t.Fatalf("introspect after revoke %s", in.body)
+	}
 	c := e.counters(t, "notion")
 	if c.CodeExchanges != 1 || c.Refreshes != 2 || c.APIRequests < 10 {
 		t.Fatalf("counters %+v", c)
@@ -206,4 +223,15 @@ func TestNotionRateLimit(t *testing.T) {
 	if r := notionAPI(t, e, "GET", "/users/me", tok.AccessToken, notionsim.Version2022, ""); r.status != 429 {
 		t.Fatalf("fourth request in that second: %d", r.status)
 	}
+}
+
+func mergeHeaders(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }

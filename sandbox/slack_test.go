@@ -140,7 +140,16 @@ func TestSlackErrorsAndFaults(t *testing.T) {
 	if r.body != `{"ok":false,"error":"missing_scope","needed":"chat:write","provided":"channels:read"}` {
 		t.Fatalf("dropped scope: %s", r.body)
 	}
+	e.sb.ClearFaults("slack")
 	mustFault(t, e, sandbox.Fault{Provider: "slack", Fault: "unshare", Resource: e.sb.Slack().ChannelID("Acme Corp", "general")})
+	r = slackCall(t, e, "conversations.list", tok.AccessToken, nil)
+	if !strings.Contains(r.body, `"is_member":false,"is_private":false,"name":"general"`) {
+		t.Fatalf("general after unshare: %s", r.body)
+	}
+	mustFault(t, e, sandbox.Fault{Provider: "slack", Fault: "expire_access_tokens", Account: acct})
+	if r := slackCall(t, e, "auth.test", tok.AccessToken, nil); r.body != `{"ok":false,"error":"token_expired"}` {
+		t.Fatalf("expired by fault: %s", r.body)
+	}
 	mustFault(t, e, sandbox.Fault{Provider: "slack", Fault: "invalid_grant_next", Account: acct})
 	rr := form(t, access, basic(c.ClientID, c.ClientSecret), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
 	if rr.body != `{"ok":false,"error":"invalid_refresh_token"}` {

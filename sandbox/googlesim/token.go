@@ -282,6 +282,27 @@ func (s *Sim) userinfo(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) tokeninfo(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
 	_ = r.ParseForm()
+	if idt := r.Form.Get("id_token"); idt != "" {
+		claims, err := oauthcore.VerifyJWT(idt, s.providerNow())
+		if err != nil {
+			oauthcore.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_token", "error_description": "Invalid Value"}, "  ")
+			return
+		}
+		// tokeninfo renders every claim as a string.
+		out := map[string]string{"alg": "RS256", "typ": "JWT"}
+		for k, v := range claims {
+			switch x := v.(type) {
+			case string:
+				out[k] = x
+			case float64:
+				out[k] = strconv.FormatInt(int64(x), 10)
+			case bool:
+				out[k] = strconv.FormatBool(x)
+			}
+		}
+		oauthcore.WriteJSON(w, http.StatusOK, out, "  ")
+		return
+	}
 	tok := r.Form.Get("access_token")
 	a, err := s.core.LookupAccess(tok)
 	if tok == "" || err != nil {

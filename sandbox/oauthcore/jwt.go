@@ -7,8 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
+	"strings"
 	"sync"
+	"time"
 )
 
 // signingKey is one RSA key per process: generating it costs ~100 ms, and
@@ -51,6 +54,36 @@ func SignJWT(claims map[string]any) (string, error) {
 		return "", err
 	}
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// VerifyJWT checks a JWT made by SignJWT (signature and exp against now)
+// and returns its claims.
+func VerifyJWT(jwt string, now time.Time) (map[string]any, error) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	k, _ := signer()
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(&k.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+		return nil, err
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, err
+	}
+	if exp, ok := claims["exp"].(float64); !ok || now.Unix() >= int64(exp) {
+		return nil, errors.New("expired")
+	}
+	return claims, nil
 }
 
 // JWKS is the public key set that verifies SignJWT's tokens.

@@ -72,8 +72,52 @@ type Queries interface {
 	// matches, leaving the version as it is: re-encryption changes no token.
 	CredentialReseal(ctx context.Context, p CredentialResealParams) error
 
+	// CredentialLeaseAcquire takes the refresh lease on a credential for
+	// Holder until Until, if it is free, expired (at Now) or already Holder's.
+	// It reports whether Holder holds it now. Leases never change the version.
+	CredentialLeaseAcquire(ctx context.Context, p CredentialLeaseParams) (bool, error)
+	// CredentialLeaseRelease frees the lease if Holder holds it.
+	CredentialLeaseRelease(ctx context.Context, p CredentialLeaseParams) error
+
 	EventInsert(ctx context.Context, e *Event) error
 	EventList(ctx context.Context, p EventListParams) ([]Event, error)
+
+	ConnectSessionInsert(ctx context.Context, s *ConnectSession) error
+	// ConnectSessionGet finds a session by id (any tenant: the browser leg
+	// of the flow carries no API key).
+	ConnectSessionGet(ctx context.Context, id string) (*ConnectSession, error)
+	// ConnectSessionGetByState finds a session by the hash of its state.
+	ConnectSessionGetByState(ctx context.Context, stateHash []byte) (*ConnectSession, error)
+	// ConnectSessionConsume marks a session used if it is unused and not
+	// expired at now; ErrNotFound otherwise. It is what makes state single-use.
+	ConnectSessionConsume(ctx context.Context, id string, now time.Time) error
+}
+
+// CredentialLeaseParams names a lease.
+type CredentialLeaseParams struct {
+	ID     authgate.CredentialID
+	Holder string
+	Now    time.Time
+	Until  time.Time
+}
+
+// ConnectSession is one pending "connect this provider" flow.
+type ConnectSession struct {
+	ID              string
+	TenantID        authgate.TenantID
+	UserID          string
+	Provider        string
+	CredentialID    authgate.CredentialID // set for a reconnect
+	RequestedScopes []string
+	Actions         []string
+	LoginHint       string
+	ReturnURL       string
+	ForceConsent    bool
+	StateHash       []byte
+	Verifier        keyring.Sealed // the PKCE verifier, sealed
+	CreatedAt       time.Time
+	ExpiresAt       time.Time
+	UsedAt          time.Time // zero: unused
 }
 
 // Tenant is a unit of isolation.
@@ -128,6 +172,15 @@ type Credential struct {
 	UpdatedAt       time.Time
 	LastUsedAt      time.Time // zero: never
 	LastRefreshedAt time.Time // zero: never
+
+	// ClockSkew is the provider's clock minus ours, measured at ClockSkewAt
+	// from its Date header.
+	ClockSkew   time.Duration
+	ClockSkewAt time.Time
+
+	// The refresh lease (read-only here: see CredentialLeaseAcquire).
+	LeaseHolder    string
+	LeaseExpiresAt time.Time
 }
 
 // CredentialGetByIDParams selects one credential of one tenant.

@@ -112,7 +112,8 @@ const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subje
 	granted_scopes, requested_scopes, token_type,
 	access_token_kid, access_token_ct, access_token_fp, access_token_expires_at,
 	refresh_token_kid, refresh_token_ct, refresh_token_fp,
-	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at`
+	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at,
+	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at`
 
 func scopesJSON(s []string) (string, error) {
 	if s == nil {
@@ -139,12 +140,13 @@ func (q queries) CredentialInsert(ctx context.Context, c *storage.Credential) er
 		return err
 	}
 	_, err = q.w.ExecContext(ctx, `INSERT INTO credentials (`+credentialColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL)`,
 		c.ID, c.TenantID, c.UserID, c.Provider, c.WorkspaceID, c.Subject, c.Email, c.AccountType, c.Domain,
 		granted, requested, c.TokenType,
 		c.AccessToken.KeyID, blob(c.AccessToken), c.AccessTokenFP, micros(c.AccessTokenExpiresAt),
 		c.RefreshToken.KeyID, blob(c.RefreshToken), c.RefreshTokenFP,
-		c.Status, c.StatusReason, c.Version, c.CreatedAt.UnixMicro(), c.UpdatedAt.UnixMicro(), micros(c.LastUsedAt), micros(c.LastRefreshedAt))
+		c.Status, c.StatusReason, c.Version, c.CreatedAt.UnixMicro(), c.UpdatedAt.UnixMicro(), micros(c.LastUsedAt), micros(c.LastRefreshedAt),
+		c.ClockSkew.Milliseconds(), micros(c.ClockSkewAt))
 	return mapErr(err)
 }
 
@@ -153,13 +155,14 @@ type scanner interface{ Scan(dest ...any) error }
 func scanCredential(s scanner) (*storage.Credential, error) {
 	var c storage.Credential
 	var granted, requested string
-	var accessExp, lastUsed, lastRefreshed sql.NullInt64
-	var created, updated int64
+	var accessExp, lastUsed, lastRefreshed, skewAt, leaseExp sql.NullInt64
+	var created, updated, skewMS int64
 	err := s.Scan(&c.ID, &c.TenantID, &c.UserID, &c.Provider, &c.WorkspaceID, &c.Subject, &c.Email, &c.AccountType, &c.Domain,
 		&granted, &requested, &c.TokenType,
 		&c.AccessToken.KeyID, &c.AccessToken.Data, &c.AccessTokenFP, &accessExp,
 		&c.RefreshToken.KeyID, &c.RefreshToken.Data, &c.RefreshTokenFP,
-		&c.Status, &c.StatusReason, &c.Version, &created, &updated, &lastUsed, &lastRefreshed)
+		&c.Status, &c.StatusReason, &c.Version, &created, &updated, &lastUsed, &lastRefreshed,
+		&skewMS, &skewAt, &c.LeaseHolder, &leaseExp)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -174,6 +177,9 @@ func scanCredential(s scanner) (*storage.Credential, error) {
 	c.LastRefreshedAt = fromMicros(lastRefreshed)
 	c.CreatedAt = time.UnixMicro(created).UTC()
 	c.UpdatedAt = time.UnixMicro(updated).UTC()
+	c.ClockSkew = time.Duration(skewMS) * time.Millisecond
+	c.ClockSkewAt = fromMicros(skewAt)
+	c.LeaseExpiresAt = fromMicros(leaseExp)
 	return &c, nil
 }
 
@@ -233,12 +239,14 @@ func (q queries) CredentialUpdateCAS(ctx context.Context, c *storage.Credential)
 		access_token_kid = ?, access_token_ct = ?, access_token_fp = ?, access_token_expires_at = ?,
 		refresh_token_kid = ?, refresh_token_ct = ?, refresh_token_fp = ?,
 		status = ?, status_reason = ?, updated_at = ?, last_used_at = ?, last_refreshed_at = ?,
+		clock_skew_ms = ?, clock_skew_at = ?,
 		version = version + 1
 		WHERE id = ? AND tenant_id = ? AND version = ?`,
 		c.Email, c.AccountType, c.Domain, granted, requested, c.TokenType,
 		c.AccessToken.KeyID, blob(c.AccessToken), c.AccessTokenFP, micros(c.AccessTokenExpiresAt),
 		c.RefreshToken.KeyID, blob(c.RefreshToken), c.RefreshTokenFP,
 		c.Status, c.StatusReason, c.UpdatedAt.UnixMicro(), micros(c.LastUsedAt), micros(c.LastRefreshedAt),
+		c.ClockSkew.Milliseconds(), micros(c.ClockSkewAt),
 		c.ID, c.TenantID, c.Version)
 	if err != nil {
 		return mapErr(err)
@@ -313,4 +321,80 @@ func (q queries) EventList(ctx context.Context, p storage.EventListParams) ([]st
 	return queryRows(ctx, q.r, scanEvent, `SELECT id, tenant_id, credential_id, type, at, actor, details FROM credential_events
 		WHERE tenant_id = ? AND credential_id = ? AND id > ? ORDER BY id LIMIT ?`,
 		p.TenantID, p.CredentialID, p.AfterID, storage.ClampLimit(p.Limit, 100, 1000))
+}
+
+func (q queries) CredentialLeaseAcquire(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
+	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET lease_holder = ?, lease_expires_at = ?
+		WHERE id = ? AND (lease_holder = '' OR lease_holder = ? OR lease_expires_at IS NULL OR lease_expires_at <= ?)`,
+		p.Holder, p.Until.UnixMicro(), p.ID, p.Holder, p.Now.UnixMicro())
+	if err != nil {
+		return false, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (q queries) CredentialLeaseRelease(ctx context.Context, p storage.CredentialLeaseParams) error {
+	_, err := q.w.ExecContext(ctx, `UPDATE credentials SET lease_holder = '', lease_expires_at = NULL WHERE id = ? AND lease_holder = ?`, p.ID, p.Holder)
+	return mapErr(err)
+}
+
+const sessionColumns = `id, tenant_id, user_id, provider, credential_id, requested_scopes, actions, login_hint, return_url,
+	force_consent, state_hash, verifier_kid, verifier_ct, created_at, expires_at, used_at`
+
+func (q queries) ConnectSessionInsert(ctx context.Context, s *storage.ConnectSession) error {
+	scopes, err := scopesJSON(s.RequestedScopes)
+	if err != nil {
+		return err
+	}
+	actions, err := scopesJSON(s.Actions)
+	if err != nil {
+		return err
+	}
+	_, err = q.w.ExecContext(ctx, `INSERT INTO connect_sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		s.ID, s.TenantID, s.UserID, s.Provider, s.CredentialID, scopes, actions, s.LoginHint, s.ReturnURL, s.ForceConsent, s.StateHash,
+		s.Verifier.KeyID, blob(s.Verifier), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro())
+	return mapErr(err)
+}
+
+func scanSession(sc scanner) (*storage.ConnectSession, error) {
+	var s storage.ConnectSession
+	var scopes, actions string
+	var created, expires int64
+	var used sql.NullInt64
+	err := sc.Scan(&s.ID, &s.TenantID, &s.UserID, &s.Provider, &s.CredentialID, &scopes, &actions, &s.LoginHint, &s.ReturnURL,
+		&s.ForceConsent, &s.StateHash, &s.Verifier.KeyID, &s.Verifier.Data, &created, &expires, &used)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if err := json.Unmarshal([]byte(scopes), &s.RequestedScopes); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(actions), &s.Actions); err != nil {
+		return nil, err
+	}
+	s.CreatedAt, s.ExpiresAt, s.UsedAt = time.UnixMicro(created).UTC(), time.UnixMicro(expires).UTC(), fromMicros(used)
+	return &s, nil
+}
+
+func (q queries) ConnectSessionGet(ctx context.Context, id string) (*storage.ConnectSession, error) {
+	return scanSession(q.r.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM connect_sessions WHERE id = ?`, id))
+}
+
+func (q queries) ConnectSessionGetByState(ctx context.Context, stateHash []byte) (*storage.ConnectSession, error) {
+	return scanSession(q.r.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM connect_sessions WHERE state_hash = ?`, stateHash))
+}
+
+func (q queries) ConnectSessionConsume(ctx context.Context, id string, now time.Time) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE connect_sessions SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?`, now.UnixMicro(), id, now.UnixMicro())
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if err != nil {
+			return err
+		}
+		return storage.ErrNotFound
+	}
+	return nil
 }

@@ -39,6 +39,8 @@ func Run(t *testing.T, open Open) {
 		{"TxAtomic", testTxAtomic},
 		{"Events", testEvents},
 		{"Reseal", testReseal},
+		{"Lease", testLease},
+		{"ConnectSession", testConnectSession},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -562,5 +564,113 @@ func testReseal(t *testing.T, s storage.Store) {
 	todo, _ = s.CredentialListSealedNotWith(ctx, storage.CredentialListSealedNotWithParams{KeyID: "k2"})
 	if len(todo) != 1 || todo[0].ID != mixed.ID {
 		t.Fatalf("after reseal, needing k2: %v", todo)
+	}
+}
+
+func testLease(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	p := func(holder string, now time.Time) storage.CredentialLeaseParams {
+		return storage.CredentialLeaseParams{ID: c.ID, Holder: holder, Now: now, Until: now.Add(30 * time.Second)}
+	}
+	ok, err := s.CredentialLeaseAcquire(ctx, p("a", base))
+	if err != nil || !ok {
+		t.Fatalf("first acquire = %v, %v", ok, err)
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("b", base.Add(time.Second))); ok {
+		t.Fatal("b took a lease a holds")
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("a", base.Add(time.Second))); !ok {
+		t.Fatal("a could not extend its own lease")
+	}
+	got, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if got.LeaseHolder != "a" || got.Version != 1 {
+		t.Fatalf("lease holder %q version %d; leases must not bump the version", got.LeaseHolder, got.Version)
+	}
+	// An expired lease can be taken over.
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("b", base.Add(time.Minute))); !ok {
+		t.Fatal("b could not take an expired lease")
+	}
+	if err := s.CredentialLeaseRelease(ctx, p("a", base)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID}); got.LeaseHolder != "b" {
+		t.Fatal("a released b's lease")
+	}
+	if err := s.CredentialLeaseRelease(ctx, p("b", base)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("c", base.Add(time.Minute))); !ok {
+		t.Fatal("a released lease could not be taken")
+	}
+	// Only one of many concurrent acquirers wins a free lease.
+	c2 := newCredential(tn.ID, "u2")
+	mustInsert(t, s, c2)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: c2.ID, Holder: fmt.Sprint("h", i), Now: base, Until: base.Add(time.Minute)})
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if winners != 1 {
+		t.Fatalf("%d holders of one lease", winners)
+	}
+	// Clock skew round-trips through CAS.
+	c.ClockSkew, c.ClockSkewAt = 600*time.Second, base
+	c.Version = got.Version
+	if err := s.CredentialUpdateCAS(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if got.ClockSkew != 600*time.Second || !got.ClockSkewAt.Equal(base) {
+		t.Fatalf("skew %v at %v", got.ClockSkew, got.ClockSkewAt)
+	}
+}
+
+func testConnectSession(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	cs := &storage.ConnectSession{ID: "cs_1", TenantID: tn.ID, UserID: "u1", Provider: "google", RequestedScopes: []string{"openid"}, Actions: []string{"drive.files.list"},
+		LoginHint: "a@b.c", ReturnURL: "https://app/x", ForceConsent: true, StateHash: []byte("hash-1"), Verifier: keyring.Sealed{KeyID: "k1", Data: []byte{1, 2}},
+		CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
+	if err := s.ConnectSessionInsert(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ConnectSessionGet(ctx, "cs_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cs, got); diff != "" {
+		t.Fatalf("session (-want +got):\n%s", diff)
+	}
+	if got, err := s.ConnectSessionGetByState(ctx, []byte("hash-1")); err != nil || got.ID != "cs_1" {
+		t.Fatalf("by state = %v, %v", got, err)
+	}
+	if err := s.ConnectSessionConsume(ctx, "cs_1", base.Add(11*time.Minute)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("consume after expiry err = %v", err)
+	}
+	if err := s.ConnectSessionConsume(ctx, "cs_1", base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ConnectSessionConsume(ctx, "cs_1", base.Add(time.Minute)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("second consume err = %v; state must be single-use", err)
+	}
+	if _, err := s.ConnectSessionGet(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown session err = %v", err)
 	}
 }

@@ -1,0 +1,310 @@
+// Package catalog holds the OAuth providers authgate knows as data, not code:
+// endpoints, client authentication, PKCE, how to ask for offline access and
+// forced consent, whether refresh tokens rotate, and which scopes allow which
+// action. The built-in entries live in providers.yaml; users add their own
+// (generic OAuth2 or OIDC, discovered via RFC 8414 / OpenID metadata) in a
+// YAML file. It must never hold tokens or talk to providers beyond discovery.
+//
+// YAML parsing uses go.yaml.in/yaml/v3, the YAML organisation's maintained
+// continuation of gopkg.in/yaml.v3: the standard library has no YAML.
+package catalog
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed providers.yaml
+var builtin []byte
+
+// Kind says which provider-specific code paths apply (identity, token shape).
+type Kind string
+
+const (
+	KindGoogle Kind = "google"
+	KindNotion Kind = "notion"
+	KindSlack  Kind = "slack"
+	KindOIDC   Kind = "oidc"   // generic, discovered from an issuer
+	KindOAuth2 Kind = "oauth2" // generic, explicit endpoints
+)
+
+// Provider is one catalog entry.
+type Provider struct {
+	Name        string `yaml:"name"`
+	DisplayName string `yaml:"display_name"`
+	Kind        Kind   `yaml:"kind"`
+	Issuer      string `yaml:"issuer"`
+
+	AuthorizationURL string            `yaml:"authorization_url"`
+	TokenURL         string            `yaml:"token_url"`
+	RevocationURL    string            `yaml:"revocation_url"`
+	UserinfoURL      string            `yaml:"userinfo_url"`
+	SandboxPaths     map[string]string `yaml:"sandbox_paths"`
+
+	// ClientAuth is "basic" (client_secret_basic) or "post" (client_secret_post).
+	ClientAuth           string `yaml:"client_auth"`
+	PKCE                 bool   `yaml:"pkce"`
+	RotatesRefreshTokens bool   `yaml:"rotates_refresh_tokens"`
+	ScopeSeparator       string `yaml:"scope_separator"`
+
+	DefaultScopes      []string            `yaml:"default_scopes"`
+	OfflineParams      map[string]string   `yaml:"offline_params"`
+	AuthorizeParams    map[string]string   `yaml:"authorize_params"`
+	ForceConsentParams map[string]string   `yaml:"force_consent_params"`
+	Actions            map[string][]string `yaml:"actions"`
+
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+	// Scopes are requested on every connect (user entries).
+	Scopes []string `yaml:"scopes"`
+	// Sandbox is set when the endpoints point at the built-in sandbox.
+	Sandbox bool `yaml:"-"`
+}
+
+// Catalog is the set of usable providers. It is immutable after Load.
+type Catalog struct {
+	providers map[string]*Provider
+}
+
+// Get returns a provider by name.
+func (c *Catalog) Get(name string) (*Provider, bool) {
+	p, ok := c.providers[name]
+	return p, ok
+}
+
+// Names lists the providers, sorted.
+func (c *Catalog) Names() []string {
+	return slices.Sorted(maps.Keys(c.providers))
+}
+
+// Credentials are a provider's client id and secret from configuration.
+type Credentials struct{ ClientID, ClientSecret string }
+
+// Options tells Load where things are.
+type Options struct {
+	// SandboxBase is the public base URL of the mounted sandbox (e.g.
+	// "http://127.0.0.1:8080"); built-in providers without real credentials
+	// point there, with SandboxClients' credentials.
+	SandboxBase    string
+	SandboxClients map[string]Credentials
+	// Real holds configured credentials per built-in provider: a provider
+	// listed here uses its real endpoints.
+	Real map[string]Credentials
+	// UserFile is a YAML file of additional providers (AUTHGATE_PROVIDERS_FILE).
+	UserFile string
+	// Discover fetches an issuer's metadata (for oidc user entries).
+	Discover func(issuer string) (Metadata, error)
+}
+
+// Metadata is the part of RFC 8414 / OpenID discovery authgate uses.
+type Metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+type file struct {
+	Providers []Provider `yaml:"providers"`
+}
+
+// Load builds the catalog: built-in providers (real when configured, else
+// pointed at the sandbox when one is mounted, else left out) plus the
+// user's file. A bad user file is an error naming the entry and field.
+func Load(o Options) (*Catalog, error) {
+	var b file
+	if err := yaml.Unmarshal(builtin, &b); err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	c := &Catalog{providers: map[string]*Provider{}}
+	for i := range b.Providers {
+		p := b.Providers[i]
+		if creds, ok := o.Real[p.Name]; ok && p.Kind != KindOIDC {
+			p.ClientID, p.ClientSecret = creds.ClientID, creds.ClientSecret
+		} else if o.SandboxBase != "" {
+			creds := o.SandboxClients[p.Name]
+			p.ClientID, p.ClientSecret, p.Sandbox = creds.ClientID, creds.ClientSecret, true
+			base := strings.TrimRight(o.SandboxBase, "/") + "/sandbox/" + p.Name
+			p.Issuer = base
+			p.AuthorizationURL = base + p.SandboxPaths["authorization_url"]
+			p.TokenURL = base + p.SandboxPaths["token_url"]
+			p.RevocationURL = base + p.SandboxPaths["revocation_url"]
+			if p.SandboxPaths["userinfo_url"] != "" {
+				p.UserinfoURL = base + p.SandboxPaths["userinfo_url"]
+			}
+		} else {
+			continue
+		}
+		c.providers[p.Name] = &p
+	}
+	if o.UserFile != "" {
+		if err := c.loadUser(o); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Catalog) loadUser(o Options) error {
+	data, err := os.ReadFile(o.UserFile)
+	if err != nil {
+		return fmt.Errorf("providers file: %w", err)
+	}
+	var f file
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("providers file %s: %w", o.UserFile, err)
+	}
+	for i := range f.Providers {
+		p := f.Providers[i]
+		bad := func(field, msg string) error {
+			name := p.Name
+			if name == "" {
+				name = fmt.Sprintf("#%d", i+1)
+			}
+			return fmt.Errorf("providers file %s: entry %s: %s %s", o.UserFile, name, field, msg)
+		}
+		switch {
+		case !namePattern.MatchString(p.Name):
+			return bad("name", "must be 1-64 of a-z 0-9 _ -")
+		case c.providers[p.Name] != nil && !c.providers[p.Name].Sandbox:
+			return bad("name", "is already defined")
+		case p.ClientID == "":
+			return bad("client_id", "is required")
+		case p.ClientSecret == "":
+			return bad("client_secret", "is required")
+		}
+		if p.ClientAuth == "" {
+			p.ClientAuth = "basic"
+		}
+		if p.ClientAuth != "basic" && p.ClientAuth != "post" {
+			return bad("client_auth", "must be basic or post")
+		}
+		if p.ScopeSeparator == "" {
+			p.ScopeSeparator = " "
+		}
+		switch p.Kind {
+		case KindOIDC:
+			if err := checkURL(p.Issuer); err != nil {
+				return bad("issuer", err.Error())
+			}
+			if o.Discover == nil {
+				return bad("issuer", "cannot be discovered here")
+			}
+			md, err := o.Discover(p.Issuer)
+			if err != nil {
+				return bad("issuer", "discovery failed: "+err.Error())
+			}
+			if strings.TrimRight(md.Issuer, "/") != strings.TrimRight(p.Issuer, "/") {
+				return bad("issuer", fmt.Sprintf("metadata names issuer %q (RFC 8414 §3.3 requires a match)", md.Issuer))
+			}
+			p.AuthorizationURL, p.TokenURL, p.RevocationURL, p.UserinfoURL = md.AuthorizationEndpoint, md.TokenEndpoint, md.RevocationEndpoint, md.UserinfoEndpoint
+			p.PKCE = slices.Contains(md.CodeChallengeMethodsSupported, "S256")
+			if len(md.TokenEndpointAuthMethodsSupported) > 0 && !slices.Contains(md.TokenEndpointAuthMethodsSupported, "client_secret_"+p.ClientAuth) {
+				p.ClientAuth = strings.TrimPrefix(md.TokenEndpointAuthMethodsSupported[0], "client_secret_")
+			}
+		case KindOAuth2:
+			for field, v := range map[string]string{"authorization_url": p.AuthorizationURL, "token_url": p.TokenURL} {
+				if err := checkURL(v); err != nil {
+					return bad(field, err.Error())
+				}
+			}
+			if p.RevocationURL != "" {
+				if err := checkURL(p.RevocationURL); err != nil {
+					return bad("revocation_url", err.Error())
+				}
+			}
+		default:
+			return bad("kind", "must be oidc (with issuer) or oauth2 (with authorization_url and token_url)")
+		}
+		if len(p.DefaultScopes) == 0 {
+			p.DefaultScopes = p.Scopes
+		}
+		for action, scopes := range p.Actions {
+			if action == "" || len(scopes) == 0 {
+				return bad("actions", fmt.Sprintf("action %q needs at least one scope", action))
+			}
+		}
+		c.providers[p.Name] = &p
+	}
+	return nil
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
+}
+
+// UnknownActionError names an action the provider has no scopes for.
+type UnknownActionError struct{ Provider, Action string }
+
+func (e *UnknownActionError) Error() string {
+	return fmt.Sprintf("provider %s has no action %q", e.Provider, e.Action)
+}
+
+// ScopesFor returns the scopes to request for actions: the first
+// alternative of each, plus the provider's default scopes, sorted.
+func (p *Provider) ScopesFor(actions []string) ([]string, error) {
+	out := slices.Clone(p.DefaultScopes)
+	for _, a := range actions {
+		alts, ok := p.Actions[a]
+		if !ok {
+			return nil, &UnknownActionError{Provider: p.Name, Action: a}
+		}
+		if len(alts) > 0 {
+			out = append(out, alts[0])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Missing returns, for each action not allowed by granted, the scope to ask
+// for (its first alternative), sorted and de-duplicated.
+func (p *Provider) Missing(actions, granted []string) ([]string, error) {
+	var out []string
+	for _, a := range actions {
+		alts, ok := p.Actions[a]
+		if !ok {
+			return nil, &UnknownActionError{Provider: p.Name, Action: a}
+		}
+		if len(alts) == 0 || slices.ContainsFunc(alts, func(s string) bool { return slices.Contains(granted, s) }) {
+			continue
+		}
+		out = append(out, alts[0])
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// SplitScopes parses a provider's scope string.
+func (p *Provider) SplitScopes(s string) []string {
+	var out []string
+	for _, x := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
+		out = append(out, x)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// JoinScopes formats scopes the provider's way.
+func (p *Provider) JoinScopes(s []string) string { return strings.Join(s, p.ScopeSeparator) }

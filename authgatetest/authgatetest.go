@@ -35,8 +35,10 @@ type Env struct {
 
 // Options tunes Start.
 type Options struct {
-	// Clock, if set, replaces the wall clock.
+	// Clock, if set, replaces the wall clock (for the server and its sandbox).
 	Clock clock.Clock
+	// Configure adjusts the server configuration before it opens.
+	Configure func(*server.Config)
 }
 
 // Start runs authgate for the duration of the test.
@@ -44,13 +46,18 @@ func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
 	dir := t.TempDir()
 	env := &Env{DBPath: filepath.Join(dir, "authgate.db"), KeyFile: filepath.Join(dir, "authgate.key"), Logs: &SyncBuffer{}, Stdout: &SyncBuffer{}}
-	srv, err := server.Open(context.Background(), server.Config{
-		Database: "sqlite:" + env.DBPath,
-		KeyFile:  env.KeyFile,
-		Logger:   slog.New(slog.NewJSONHandler(env.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Clock:    opts.Clock,
-		Stdout:   env.Stdout,
-	})
+	cfg := server.Config{
+		Database:    "sqlite:" + env.DBPath,
+		KeyFile:     env.KeyFile,
+		Logger:      slog.New(slog.NewJSONHandler(env.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:       opts.Clock,
+		Stdout:      env.Stdout,
+		SandboxSeed: 1,
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("authgatetest: open server: %v", err)
 	}
@@ -61,6 +68,11 @@ func Start(t testing.TB, opts Options) *Env {
 		srv.Close()
 	})
 	env.URL = hs.URL
+	if cfg.PublicURL == "" {
+		if err := srv.SetPublicURL(hs.URL); err != nil {
+			t.Fatalf("authgatetest: %v", err)
+		}
+	}
 	for _, line := range strings.Split(env.Stdout.String(), "\n") {
 		if k, ok := strings.CutPrefix(line, "admin key: "); ok {
 			env.AdminKey = k

@@ -112,6 +112,26 @@ func New(o Options) *Sandbox {
 // /.well-known/oauth-authorization-server/sandbox/oidc).
 func (s *Sandbox) Handler() http.Handler { return s.mux }
 
+// ProviderNames lists the emulated providers, in the order they are served.
+var ProviderNames = []string{googlesim.Provider, notionsim.Provider, slacksim.Provider, oauthsim.Provider}
+
+// DefaultCredentials returns the fixed id and secret of a provider's default
+// client: the same in every sandbox process, so several authgate processes
+// can share one standalone sandbox.
+func DefaultCredentials(provider string) (id, secret string, ok bool) {
+	switch provider {
+	case googlesim.Provider:
+		return googlesim.DefaultClientID, googlesim.DefaultClientSecret, true
+	case notionsim.Provider:
+		return notionsim.DefaultClientID, notionsim.DefaultClientSecret, true
+	case slacksim.Provider:
+		return slacksim.DefaultClientID, slacksim.DefaultClientSecret, true
+	case oauthsim.Provider:
+		return oauthsim.DefaultClientID, oauthsim.DefaultClientSecret, true
+	}
+	return "", "", false
+}
+
 // Google returns the Google emulator (tests inspect its Drive).
 func (s *Sandbox) Google() *googlesim.Sim { return s.google }
 

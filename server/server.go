@@ -14,11 +14,15 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/authgate/authgate/internal/api"
+	"github.com/authgate/authgate/internal/broker"
+	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
@@ -56,7 +60,28 @@ type Config struct {
 	Sandbox SandboxMode
 	// SandboxSeed makes the mounted sandbox's tokens deterministic (0: random).
 	SandboxSeed uint64
+	// SandboxURL points the built-in providers at an external sandbox
+	// (`authgate sandbox`) instead of mounting one: several processes then
+	// share one emulated provider.
+	SandboxURL string
+	// PublicURL is where browsers and providers reach this server (connect
+	// links, the OAuth callback); default http://<Addr>.
+	PublicURL string
+	// Providers holds real client credentials for built-in providers
+	// (google, notion, slack); a provider listed here uses its real endpoints.
+	Providers map[string]ProviderCredentials
+	// ProvidersFile is a YAML file of additional providers.
+	ProvidersFile string
+	// ReturnURLAllowList holds URL prefixes connect sessions may return to.
+	ReturnURLAllowList []string
+	// Transport carries calls to providers (default http.DefaultTransport).
+	Transport http.RoundTripper
+	// RefreshSleep replaces the refresher's waits (tests observe backoff).
+	RefreshSleep func(ctx context.Context, d time.Duration) error
 }
+
+// ProviderCredentials are an OAuth client's id and secret.
+type ProviderCredentials struct{ ClientID, ClientSecret string }
 
 // SandboxMode chooses whether serve mounts the provider sandbox.
 type SandboxMode string
@@ -101,7 +126,21 @@ func (c Config) WithDefaults() Config {
 	if c.Sandbox == "" {
 		c.Sandbox = SandboxAuto
 	}
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
+	}
 	return c
+}
+
+// mountsSandbox reports whether serve mounts its own sandbox.
+func (c Config) mountsSandbox() bool {
+	switch c.Sandbox {
+	case SandboxOn:
+		return true
+	case SandboxOff:
+		return false
+	}
+	return len(c.Providers) == 0 && c.SandboxURL == ""
 }
 
 // Validate reports the first configuration mistake, naming the setting.
@@ -229,7 +268,50 @@ type Server struct {
 	cfg     Config
 	handler http.Handler
 	// Sandbox is the mounted provider emulator, or nil.
-	Sandbox *sandbox.Sandbox
+	Sandbox   *sandbox.Sandbox
+	Refresher *refresh.Refresher
+	Broker    *broker.Broker
+	Metrics   *api.Metrics
+	providers catalog.Holder
+	publicURL atomic.Pointer[string]
+}
+
+// SetPublicURL tells the server where it is reachable once it knows (a
+// listener on port 0) and repoints sandbox providers there.
+func (s *Server) SetPublicURL(u string) error {
+	u = strings.TrimRight(u, "/")
+	s.publicURL.Store(&u)
+	return s.loadCatalog()
+}
+
+// PublicURL is where browsers and providers reach this server.
+func (s *Server) PublicURL() string { return *s.publicURL.Load() }
+
+func (s *Server) loadCatalog() error {
+	o := catalog.Options{UserFile: s.cfg.ProvidersFile, Real: map[string]catalog.Credentials{}, SandboxClients: map[string]catalog.Credentials{},
+		Discover: catalog.HTTPDiscover(&http.Client{Transport: s.cfg.Transport, Timeout: 10 * time.Second})}
+	for name, c := range s.cfg.Providers {
+		o.Real[name] = catalog.Credentials{ClientID: c.ClientID, ClientSecret: c.ClientSecret}
+	}
+	switch {
+	case s.Sandbox != nil:
+		o.SandboxBase = s.PublicURL()
+	case s.cfg.SandboxURL != "":
+		o.SandboxBase = s.cfg.SandboxURL
+	}
+	if o.SandboxBase != "" {
+		for _, name := range sandbox.ProviderNames {
+			if id, secret, ok := sandbox.DefaultCredentials(name); ok {
+				o.SandboxClients[name] = catalog.Credentials{ClientID: id, ClientSecret: secret}
+			}
+		}
+	}
+	c, err := catalog.Load(o)
+	if err != nil {
+		return err
+	}
+	s.providers.Set(c)
+	return nil
 }
 
 // Open prepares a server: database, keys, the default tenant on first start
@@ -250,10 +332,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		fmt.Fprintf(cfg.Stdout, "admin key: %s\n", key.Reveal())
 		cfg.Logger.Info("created the default tenant and its admin key (printed once on stdout)", slog.String("tenant_id", string(t.ID)), slog.String("key_fp", key.Fingerprint()))
 	}
-	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock})
-	srv := &Server{Core: core, cfg: cfg, handler: a.Handler()}
-	if cfg.Sandbox != SandboxOff {
+	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics()}
+	if cfg.mountsSandbox() {
 		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed})
+	}
+	public := cfg.PublicURL
+	if public == "" {
+		public = "http://" + cfg.Addr
+	}
+	if err := srv.SetPublicURL(public); err != nil {
+		core.Close()
+		return nil, err
+	}
+	srv.Refresher = refresh.New(refresh.Config{Store: core.Store, Vault: core.Vault, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
+		Transport: cfg.Transport, Observer: srv.Metrics, Sleep: cfg.RefreshSleep})
+	srv.Broker = broker.New(broker.Config{Store: core.Store, Vault: core.Vault, Keys: core.Keys, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
+		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, OnExchange: srv.Metrics.Exchange})
+	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
+		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics})
+	srv.handler = a.Handler()
+	if srv.Sandbox != nil {
 		mux := http.NewServeMux()
 		MountSandbox(mux, srv.Sandbox)
 		mux.Handle("/", a.Handler())
@@ -312,7 +410,13 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", s.cfg.Database))
+	if s.cfg.PublicURL == "" {
+		if err := s.SetPublicURL("http://" + ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	s.cfg.Logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", s.cfg.Database), slog.String("public_url", s.PublicURL()))
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -48,13 +48,30 @@ func envOr(name, def string) string {
 
 // config builds the server configuration from flags and the environment.
 func (g *globals) config() server.Config {
-	return server.Config{
-		Database:   g.db,
-		KeyFile:    g.keyFile,
-		MasterKeys: os.Getenv("AUTHGATE_MASTER_KEYS"),
-		Sandbox:    server.SandboxMode(os.Getenv("AUTHGATE_SANDBOX")),
-		Logger:     newLogger(),
-	}.WithDefaults()
+	cfg := server.Config{
+		Database:      g.db,
+		KeyFile:       g.keyFile,
+		MasterKeys:    os.Getenv("AUTHGATE_MASTER_KEYS"),
+		Sandbox:       server.SandboxMode(os.Getenv("AUTHGATE_SANDBOX")),
+		SandboxURL:    os.Getenv("AUTHGATE_SANDBOX_URL"),
+		PublicURL:     os.Getenv("AUTHGATE_PUBLIC_URL"),
+		ProvidersFile: os.Getenv("AUTHGATE_PROVIDERS_FILE"),
+		Logger:        newLogger(),
+	}
+	for _, name := range []string{"google", "notion", "slack"} {
+		up := strings.ToUpper(name)
+		id, secret := os.Getenv("AUTHGATE_"+up+"_CLIENT_ID"), os.Getenv("AUTHGATE_"+up+"_CLIENT_SECRET")
+		if id != "" || secret != "" {
+			if cfg.Providers == nil {
+				cfg.Providers = map[string]server.ProviderCredentials{}
+			}
+			cfg.Providers[name] = server.ProviderCredentials{ClientID: id, ClientSecret: secret}
+		}
+	}
+	if v := os.Getenv("AUTHGATE_RETURN_URL_ALLOWLIST"); v != "" {
+		cfg.ReturnURLAllowList = strings.Split(v, ",")
+	}
+	return cfg.WithDefaults()
 }
 
 // newLogger writes JSON (or text with AUTHGATE_LOG_FORMAT=text) to stderr at

@@ -15,7 +15,10 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/authgate/authgate/internal/broker"
+	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
@@ -28,6 +31,17 @@ type Deps struct {
 	Tenancy *tenancy.Service
 	Logger  *slog.Logger
 	Clock   clock.Clock
+	// The OAuth side; nil leaves those routes answering 503.
+	Refresher *refresh.Refresher
+	Broker    *broker.Broker
+	Providers Providers
+	Metrics   *Metrics
+}
+
+// Providers lists the configured providers.
+type Providers interface {
+	Get(name string) (*catalog.Provider, bool)
+	Names() []string
 }
 
 // API serves the HTTP API.
@@ -38,11 +52,17 @@ type API struct {
 	log     *slog.Logger
 	clock   clock.Clock
 	mux     *http.ServeMux
+
+	refresher *refresh.Refresher
+	broker    *broker.Broker
+	providers Providers
+	metrics   *Metrics
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
-	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux()}
+	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

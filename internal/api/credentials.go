@@ -49,7 +49,14 @@ func (a *API) getCredential(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 }
 
 func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	c, err := a.vault.Revoke(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), p.Actor())
+	id := authgate.CredentialID(r.PathValue("id"))
+	var c authgate.Credential
+	var err error
+	if a.broker != nil {
+		c, err = a.broker.Revoke(r.Context(), p.TenantID, id, p.Actor())
+	} else {
+		c, err = a.vault.Revoke(r.Context(), p.TenantID, id, p.Actor())
+	}
 	if err != nil {
 		return err
 	}

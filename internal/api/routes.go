@@ -15,4 +15,20 @@ func (a *API) routes() {
 	a.mux.Handle("GET /v1/credentials/{id}", a.authed(a.getCredential))
 	a.mux.Handle("DELETE /v1/credentials/{id}", a.authed(a.deleteCredential))
 	a.mux.Handle("GET /v1/credentials/{id}/events", a.authed(a.credentialEvents))
+
+	if a.refresher != nil {
+		a.mux.Handle("POST /v1/credentials/{id}/token", a.authed(a.credentialToken))
+	}
+	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))
+	if a.broker != nil {
+		a.mux.Handle("POST /v1/connect-sessions", a.authed(a.createConnectSession))
+		a.mux.Handle("GET /connect/{session}", a.handle(a.connectRedirect))
+		a.mux.Handle("GET /oauth/callback", a.handle(a.oauthCallback))
+	}
+	if a.providers != nil {
+		a.mux.Handle("GET /v1/providers", a.authed(a.listProviders))
+	}
+	if a.metrics != nil {
+		a.mux.Handle("GET /metrics", a.metrics.handler())
+	}
 }

@@ -11,15 +11,19 @@ package catalog
 
 import (
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -55,7 +59,10 @@ type Provider struct {
 	ClientAuth           string `yaml:"client_auth"`
 	PKCE                 bool   `yaml:"pkce"`
 	RotatesRefreshTokens bool   `yaml:"rotates_refresh_tokens"`
-	ScopeSeparator       string `yaml:"scope_separator"`
+	// AccessTokensExpire is false for providers whose access tokens have no
+	// lifetime (Notion); default true.
+	AccessTokensExpire *bool  `yaml:"access_tokens_expire"`
+	ScopeSeparator     string `yaml:"scope_separator"`
 
 	DefaultScopes      []string            `yaml:"default_scopes"`
 	OfflineParams      map[string]string   `yaml:"offline_params"`
@@ -296,6 +303,10 @@ func (p *Provider) Missing(actions, granted []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// Expires reports whether the provider's access tokens expire; when they do,
+// an access token without a known expiry is treated as expired.
+func (p *Provider) Expires() bool { return p.AccessTokensExpire == nil || *p.AccessTokensExpire }
+
 // SplitScopes parses a provider's scope string.
 func (p *Provider) SplitScopes(s string) []string {
 	var out []string
@@ -308,3 +319,57 @@ func (p *Provider) SplitScopes(s string) []string {
 
 // JoinScopes formats scopes the provider's way.
 func (p *Provider) JoinScopes(s []string) string { return strings.Join(s, p.ScopeSeparator) }
+
+// Holder is a catalog that can be swapped atomically (the public URL of a
+// server listening on port 0 is known only after it listens).
+type Holder struct{ p atomic.Pointer[Catalog] }
+
+// Set replaces the catalog.
+func (h *Holder) Set(c *Catalog) { h.p.Store(c) }
+
+// Get returns a provider by name.
+func (h *Holder) Get(name string) (*Provider, bool) {
+	c := h.p.Load()
+	if c == nil {
+		return nil, false
+	}
+	return c.Get(name)
+}
+
+// Names lists the providers.
+func (h *Holder) Names() []string {
+	c := h.p.Load()
+	if c == nil {
+		return nil
+	}
+	return c.Names()
+}
+
+// HTTPDiscover fetches OpenID Connect discovery, then RFC 8414 metadata.
+func HTTPDiscover(hc *http.Client) func(issuer string) (Metadata, error) {
+	return func(issuer string) (Metadata, error) {
+		u, err := url.Parse(strings.TrimRight(issuer, "/"))
+		if err != nil {
+			return Metadata{}, err
+		}
+		candidates := []string{u.String() + "/.well-known/openid-configuration",
+			u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + u.Path}
+		var last error
+		for _, c := range candidates {
+			resp, err := hc.Get(c)
+			if err != nil {
+				last = err
+				continue
+			}
+			var md Metadata
+			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || err != nil || md.TokenEndpoint == "" {
+				last = fmt.Errorf("%s: HTTP %d", c, resp.StatusCode)
+				continue
+			}
+			return md, nil
+		}
+		return Metadata{}, last
+	}
+}

@@ -36,6 +36,34 @@ type ImportParams struct {
 	ExpiresAt time.Time
 	// Actor is recorded on the events ("api:key_…", "cli").
 	Actor string
+	// Source names where the tokens came from on events ("import", "connect").
+	Source string
+	// RequestedScopes are what was asked for (connect); nil uses Scopes.
+	RequestedScopes []string
+	// ReconnectID, when set, must be the credential this identity lands in:
+	// a different provider account is refused with *IdentityMismatchError
+	// and the credential is left as it was (but for the event).
+	ReconnectID authgate.CredentialID
+}
+
+// IdentityMismatchError is a reconnect that came back as another account.
+type IdentityMismatchError struct {
+	CredentialID      authgate.CredentialID
+	Expected, Got     string // account labels (email or subject)
+	ExpectedWorkspace string
+	GotWorkspace      string
+	event             *storage.Event
+}
+
+func (e *IdentityMismatchError) Error() string {
+	return fmt.Sprintf("credential %s belongs to %s%s, but the provider signed in %s%s", e.CredentialID, e.Expected, wsLabel(e.ExpectedWorkspace), e.Got, wsLabel(e.GotWorkspace))
+}
+
+func wsLabel(ws string) string {
+	if ws == "" {
+		return ""
+	}
+	return " (workspace " + ws + ")"
 }
 
 // Field limits. Tokens are generous: Google reserves 2048 bytes for access
@@ -126,6 +154,9 @@ func (v *Vault) Import(ctx context.Context, p ImportParams) (cred authgate.Crede
 	if p.TokenType == "" {
 		p.TokenType = "Bearer"
 	}
+	if p.Source == "" {
+		p.Source = "import"
+	}
 	if err := p.Validate(); err != nil {
 		return authgate.Credential{}, false, err
 	}
@@ -143,6 +174,14 @@ func (v *Vault) Import(ctx context.Context, p ImportParams) (cred authgate.Crede
 		if attempt < 3 && (errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrVersionConflict)) {
 			continue
 		}
+		// The refusal rolled the transaction back; its event still belongs
+		// in the credential's history.
+		var mm *IdentityMismatchError
+		if errors.As(err, &mm) && mm.event != nil {
+			if eerr := v.store.EventInsert(ctx, mm.event); eerr != nil {
+				return cred, false, errors.Join(err, eerr)
+			}
+		}
 		return cred, created, err
 	}
 }
@@ -150,13 +189,27 @@ func (v *Vault) Import(ctx context.Context, p ImportParams) (cred authgate.Crede
 func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams) (authgate.Credential, bool, error) {
 	now := v.now()
 	slot := storage.Slot{TenantID: p.TenantID, UserID: p.UserID, Provider: p.Provider, WorkspaceID: p.WorkspaceID, Subject: p.Subject}
+	if p.ReconnectID != "" {
+		x, err := v.get(ctx, q, p.TenantID, p.ReconnectID)
+		if err != nil {
+			return authgate.Credential{}, false, err
+		}
+		if x.Subject != p.Subject || x.WorkspaceID != p.WorkspaceID || x.Provider != p.Provider || x.UserID != p.UserID {
+			mm := &IdentityMismatchError{CredentialID: x.ID, Expected: cmpOr(x.Email, x.Subject), Got: cmpOr(p.Email, p.Subject),
+				ExpectedWorkspace: x.WorkspaceID, GotWorkspace: p.WorkspaceID}
+			mm.event = &storage.Event{TenantID: p.TenantID, CredentialID: x.ID, Type: authgate.EventIdentityMismatch, At: now, Actor: p.Actor,
+				Details: eventDetails(map[string]any{"expected_subject": x.Subject, "expected_account": mm.Expected, "got_subject": p.Subject, "got_account": mm.Got,
+					"expected_workspace": x.WorkspaceID, "got_workspace": p.WorkspaceID, "got_access_token_fp": p.AccessToken.Fingerprint()})}
+			return Public(x), false, mm
+		}
+	}
 	rec, err := q.CredentialGetBySlot(ctx, slot)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		id := authgate.NewCredentialID()
 		rec = &storage.Credential{
 			ID: id, Slot: slot, Email: p.Email, AccountType: p.AccountType, Domain: p.Domain,
-			GrantedScopes: nonNil(p.Scopes), RequestedScopes: nonNil(p.Scopes), TokenType: p.TokenType,
+			GrantedScopes: nonNil(p.Scopes), RequestedScopes: nonNil(cmpOrSlice(p.RequestedScopes, p.Scopes)), TokenType: p.TokenType,
 			AccessToken: v.seal(id, FieldAccessToken, p.AccessToken), AccessTokenFP: p.AccessToken.Fingerprint(),
 			AccessTokenExpiresAt: p.ExpiresAt.UTC(),
 			RefreshToken:         v.seal(id, FieldRefreshToken, p.RefreshToken), RefreshTokenFP: p.RefreshToken.Fingerprint(),
@@ -167,7 +220,7 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 		}
 		err = q.EventInsert(ctx, &storage.Event{TenantID: p.TenantID, CredentialID: id, Type: authgate.EventTokenIssued, At: now, Actor: p.Actor,
 			Details: eventDetails(map[string]any{
-				"source": "import", "access_token_fp": rec.AccessTokenFP, "refresh_token_fp": rec.RefreshTokenFP,
+				"source": p.Source, "access_token_fp": rec.AccessTokenFP, "refresh_token_fp": rec.RefreshTokenFP,
 				"has_refresh_token": !p.RefreshToken.IsZero(), "granted_scopes": rec.GrantedScopes, "expires_at": expiry(rec.AccessTokenExpiresAt),
 			})})
 		return Public(rec), true, err
@@ -182,7 +235,7 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 	rec.TokenType = p.TokenType
 	if p.Scopes != nil {
 		rec.GrantedScopes = p.Scopes
-		rec.RequestedScopes = normalizeScopes(append(slices.Clone(rec.RequestedScopes), p.Scopes...))
+		rec.RequestedScopes = normalizeScopes(append(slices.Clone(rec.RequestedScopes), cmpOrSlice(p.RequestedScopes, p.Scopes)...))
 	}
 	rec.AccessToken, rec.AccessTokenFP = v.seal(rec.ID, FieldAccessToken, p.AccessToken), p.AccessToken.Fingerprint()
 	rec.AccessTokenExpiresAt = p.ExpiresAt.UTC()
@@ -199,7 +252,7 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 		return q.EventInsert(ctx, &storage.Event{TenantID: p.TenantID, CredentialID: rec.ID, Type: typ, At: now, Actor: p.Actor, Details: eventDetails(d)})
 	}
 	if err := insert(authgate.EventTokenIssued, map[string]any{
-		"source": "import", "reimport": true, "access_token_fp": rec.AccessTokenFP, "refresh_token_fp": rec.RefreshTokenFP,
+		"source": p.Source, "reimport": p.Source == "import", "access_token_fp": rec.AccessTokenFP, "refresh_token_fp": rec.RefreshTokenFP,
 		"refresh_token_kept": keptRefresh, "granted_scopes": rec.GrantedScopes, "expires_at": expiry(rec.AccessTokenExpiresAt),
 	}); err != nil {
 		return authgate.Credential{}, false, err
@@ -210,11 +263,18 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 		}
 	}
 	if prevStatus != authgate.CredentialStatusActive {
-		if err := insert(authgate.EventReconnected, map[string]any{"previous_status": prevStatus, "previous_reason": prevReason, "source": "import"}); err != nil {
+		if err := insert(authgate.EventReconnected, map[string]any{"previous_status": prevStatus, "previous_reason": prevReason, "source": p.Source}); err != nil {
 			return authgate.Credential{}, false, err
 		}
 	}
 	return Public(rec), false, nil
+}
+
+func cmpOrSlice(a, b []string) []string {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 func cmpOr[T comparable](a, b T) T {

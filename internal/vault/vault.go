@@ -186,6 +186,18 @@ func (v *Vault) Events(ctx context.Context, tenant authgate.TenantID, id authgat
 // tokens' fingerprints. Revoking a revoked credential changes nothing.
 // (Calling the provider's revocation endpoint first is the broker's job.)
 func (v *Vault) Revoke(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, actor string) (authgate.Credential, error) {
+	return v.RevokeWith(ctx, tenant, id, actor, RevokeOptions{})
+}
+
+// RevokeOptions records what happened at the provider before a revoke.
+type RevokeOptions struct {
+	ProviderCalled  bool
+	ProviderRevoked bool
+	ProviderError   string
+}
+
+// RevokeWith is Revoke with the provider-side outcome on the event.
+func (v *Vault) RevokeWith(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, actor string, opts RevokeOptions) (authgate.Credential, error) {
 	var out authgate.Credential
 	err := v.store.Tx(ctx, func(q storage.Queries) error {
 		rec, err := v.get(ctx, q, tenant, id)
@@ -201,7 +213,9 @@ func (v *Vault) Revoke(ctx context.Context, tenant authgate.TenantID, id authgat
 			"access_token_fp":   rec.AccessTokenFP,
 			"refresh_token_fp":  rec.RefreshTokenFP,
 			"tokens_erased":     true,
-			"provider_revoked":  false,
+			"provider_called":   opts.ProviderCalled,
+			"provider_revoked":  opts.ProviderRevoked,
+			"provider_error":    opts.ProviderError,
 			"previous_reason":   rec.StatusReason,
 			"granted_scopes":    rec.GrantedScopes,
 			"account_subject":   rec.Subject,

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/broker"
+	"github.com/authgate/authgate/internal/tenancy"
+)
+
+type connectBody struct {
+	UserID       string                `json:"user_id"`
+	Provider     string                `json:"provider"`
+	Actions      []string              `json:"actions"`
+	Scopes       []string              `json:"scopes"`
+	CredentialID authgate.CredentialID `json:"credential_id"`
+	LoginHint    string                `json:"login_hint"`
+	ReturnURL    string                `json:"return_url"`
+	ForceConsent bool                  `json:"force_consent"`
+}
+
+func (a *API) createConnectSession(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b connectBody
+	if err := decodeJSON(w, r, 16<<10, &b); err != nil {
+		return err
+	}
+	if b.CredentialID != "" && !b.CredentialID.Valid() {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "credential_id must be a credential id")
+	}
+	s, err := a.broker.CreateSession(r.Context(), broker.SessionParams{TenantID: p.TenantID, UserID: b.UserID, Provider: b.Provider, Actions: b.Actions, Scopes: b.Scopes,
+		CredentialID: b.CredentialID, LoginHint: b.LoginHint, ReturnURL: b.ReturnURL, ForceConsent: b.ForceConsent})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, s)
+}
+
+type providerView struct {
+	Name                 string   `json:"name"`
+	DisplayName          string   `json:"display_name"`
+	Kind                 string   `json:"kind"`
+	Sandbox              bool     `json:"sandbox"`
+	RotatesRefreshTokens bool     `json:"rotates_refresh_tokens"`
+	Actions              []string `json:"actions"`
+}
+
+func (a *API) listProviders(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	out := []providerView{}
+	for _, name := range a.providers.Names() {
+		pr, _ := a.providers.Get(name)
+		var actions []string
+		for act := range pr.Actions {
+			actions = append(actions, act)
+		}
+		slices.Sort(actions)
+		out = append(out, providerView{Name: pr.Name, DisplayName: pr.DisplayName, Kind: string(pr.Kind), Sandbox: pr.Sandbox, RotatesRefreshTokens: pr.RotatesRefreshTokens, Actions: nonNil(actions)})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"providers": out})
+}
+
+// connectRedirect is the browser leg: the connect link sends the user to the
+// provider with a single-use state.
+func (a *API) connectRedirect(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.broker.AuthorizeURL(r.Context(), r.PathValue("session"))
+	if err != nil {
+		var ae *authgate.Error
+		if errors.As(err, &ae) {
+			a.page(w, ae.Status, "Cannot continue", ae.Detail)
+			return nil
+		}
+		return err
+	}
+	http.Redirect(w, r, u, http.StatusFound)
+	return nil
+}
+
+// oauthCallback finishes a connect flow: back to the app's return_url with
+// the outcome in the query, or a page for the user.
+func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.broker.Callback(r.Context(), r.URL.Query())
+	if err != nil {
+		var ce *broker.CallbackError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		if ce.ReturnURL != "" {
+			redirectWith(w, r, ce.ReturnURL, url.Values{"status": {"error"}, "error": {string(ce.Problem.Class)}, "error_code": {ce.Code},
+				"error_description": {ce.Problem.Detail}, "credential_id": {string(ce.Problem.CredentialID)}})
+			return nil
+		}
+		if wantsJSON(r) {
+			return ce.Problem
+		}
+		a.page(w, ce.Problem.Class.Status(), "Not connected", ce.Problem.Detail)
+		return nil
+	}
+	if res.ReturnURL != "" {
+		v := url.Values{"status": {"connected"}, "credential_id": {string(res.Credential.ID)}}
+		if len(res.Missing) > 0 {
+			v.Set("status", "partial")
+			v.Set("missing_scopes", strings.Join(res.Missing, " "))
+		}
+		redirectWith(w, r, res.ReturnURL, v)
+		return nil
+	}
+	if wantsJSON(r) {
+		return writeJSON(w, http.StatusOK, res)
+	}
+	msg := "Connected " + displayName(res.Provider) + " as " + cmpOr(res.Credential.Account.Email, res.Credential.Account.Subject) + ". You can close this window; the app continues by itself."
+	if len(res.Missing) > 0 {
+		msg = "Connected " + displayName(res.Provider) + ", but without " + strings.Join(res.Missing, ", ") + ", which the app needs. Reconnect and allow every permission."
+	}
+	a.page(w, http.StatusOK, "Connected", msg)
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+func redirectWith(w http.ResponseWriter, r *http.Request, base string, extra url.Values) {
+	u, err := url.Parse(base)
+	if err != nil {
+		http.Error(w, "bad return_url", http.StatusBadRequest)
+		return
+	}
+	q := u.Query()
+	for k, vs := range extra {
+		if len(vs) > 0 && vs[0] != "" {
+			q.Set(k, vs[0])
+		}
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}} · authgate</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}</style></head>
+<body><h1>{{.Title}}</h1><p id="message">{{.Message}}</p></body></html>
+`))
+
+// page is what a person sees on the browser legs of a flow.
+func (a *API) page(w http.ResponseWriter, status int, title, message string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = pageTmpl.Execute(w, map[string]string{"Title": title, "Message": message})
+}

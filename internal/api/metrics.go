@@ -1,0 +1,50 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are authgate's Prometheus series, on a registry of their own (no
+// global state). Labels carry provider names, outcomes and classes: never
+// ids, users or tokens.
+type Metrics struct {
+	reg             *prometheus.Registry
+	refreshes       *prometheus.CounterVec
+	refreshDuration *prometheus.HistogramVec
+	tokenRequests   *prometheus.CounterVec
+	classifications *prometheus.CounterVec
+	exchanges       *prometheus.CounterVec
+}
+
+// NewMetrics registers the series.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_refreshes_total", Help: "Provider refresh calls by provider and outcome (success or error class)."}, []string{"provider", "outcome"})
+	m.refreshDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "authgate_refresh_duration_seconds", Help: "Duration of provider refresh calls.", Buckets: prometheus.DefBuckets}, []string{"provider", "outcome"})
+	m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_token_requests_total", Help: "Token API requests by provider and result (served, refreshed, or an error class)."}, []string{"provider", "result"})
+	m.classifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_classifications_total", Help: "Errors classified through /v1/classify, by class."}, []string{"class"})
+	m.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_code_exchanges_total", Help: "Authorization-code exchanges by provider and outcome."}, []string{"provider", "outcome"})
+	m.reg.MustRegister(m.refreshes, m.refreshDuration, m.tokenRequests, m.classifications, m.exchanges,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Refresh observes one provider refresh call (refresh.Observer).
+func (m *Metrics) Refresh(provider, outcome string, d time.Duration) {
+	m.refreshes.WithLabelValues(provider, outcome).Inc()
+	m.refreshDuration.WithLabelValues(provider, outcome).Observe(d.Seconds())
+}
+
+// Exchange observes one code exchange.
+func (m *Metrics) Exchange(provider, outcome string) {
+	m.exchanges.WithLabelValues(provider, outcome).Inc()
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/broker"
+	"github.com/authgate/authgate/internal/classify"
+	"github.com/authgate/authgate/internal/refresh"
+	"github.com/authgate/authgate/internal/tenancy"
+)
+
+type tokenBody struct {
+	MinValidSeconds *int     `json:"min_valid_seconds"`
+	Actions         []string `json:"actions"`
+}
+
+// tokenResponse is the one response that carries a token: it is what the
+// route is for. Everything else shows fingerprints only.
+type tokenResponse struct {
+	CredentialID authgate.CredentialID `json:"credential_id"`
+	Provider     string                `json:"provider"`
+	AccessToken  string                `json:"access_token"`
+	TokenType    string                `json:"token_type"`
+	ExpiresAt    *time.Time            `json:"expires_at"`
+	Scopes       []string              `json:"scopes"`
+	Fingerprint  string                `json:"fingerprint"`
+}
+
+func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b tokenBody
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, 16<<10, &b); err != nil {
+			return err
+		}
+	}
+	minValid := refresh.DefaultMinValid
+	if b.MinValidSeconds != nil {
+		if *b.MinValidSeconds < 0 || *b.MinValidSeconds > 86400 {
+			return authgate.Errorf(authgate.ClassInvalidRequest, "min_valid_seconds must be from 0 to 86400")
+		}
+		minValid = time.Duration(*b.MinValidSeconds) * time.Second
+		if minValid == 0 {
+			minValid = time.Nanosecond // "any unexpired token"
+		}
+	}
+	id := authgate.CredentialID(r.PathValue("id"))
+	t, err := a.refresher.Token(r.Context(), refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions})
+	if err != nil {
+		a.countToken(r, id, "", err)
+		return a.withReconnect(r, p, id, err)
+	}
+	result := "served"
+	if t.Refreshed {
+		result = "refreshed"
+	}
+	if a.metrics != nil {
+		a.metrics.tokenRequests.WithLabelValues(t.Provider, result).Inc()
+	}
+	return writeJSON(w, http.StatusOK, tokenResponse{CredentialID: t.CredentialID, Provider: t.Provider, AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType,
+		ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes), Fingerprint: t.AccessToken.Fingerprint()})
+}
+
+func (a *API) countToken(r *http.Request, id authgate.CredentialID, provider string, err error) {
+	if a.metrics == nil {
+		return
+	}
+	var ae *authgate.Error
+	class := "internal"
+	if errors.As(err, &ae) {
+		class = string(ae.Class)
+	}
+	if provider == "" {
+		provider = "unknown"
+	}
+	a.metrics.tokenRequests.WithLabelValues(provider, class).Inc()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// withReconnect adds what a caller needs to get the user unstuck: a fresh
+// connect link for exactly this credential (and the missing scopes) and one
+// sentence an agent can relay.
+func (a *API) withReconnect(r *http.Request, p tenancy.Principal, id authgate.CredentialID, err error) error {
+	var ae *authgate.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	e := *ae
+	switch e.Class {
+	case authgate.ClassReauthRequired, authgate.ClassInsufficientScope:
+		c, gerr := a.vault.Get(r.Context(), p.TenantID, id)
+		if gerr != nil || a.broker == nil {
+			break
+		}
+		s, serr := a.broker.CreateSession(r.Context(), broker.SessionParams{TenantID: p.TenantID, UserID: c.UserID, Provider: c.Provider, CredentialID: c.ID, Scopes: e.MissingScopes,
+			ForceConsent: e.Class == authgate.ClassReauthRequired && !c.HasRefreshToken})
+		if serr != nil {
+			a.log.WarnContext(r.Context(), "create reconnect session", "credential_id", string(id), "error", serr.Error())
+			break
+		}
+		name := displayName(c.Provider)
+		e.ReconnectURL = s.ConnectURL
+		if e.Class == authgate.ClassInsufficientScope {
+			e.AgentHint = fmt.Sprintf("Ask the user to reconnect %s and allow %s at %s; the run will continue by itself.", name, strings.Join(e.MissingScopes, ", "), s.ConnectURL)
+		} else {
+			e.AgentHint = fmt.Sprintf("Ask the user to reconnect %s at %s; the run will continue by itself.", name, s.ConnectURL)
+		}
+	case authgate.ClassRateLimited, authgate.ClassTransient:
+		e.AgentHint = "The provider is busy; wait and ask for the token again. Nothing needs to change."
+	case authgate.ClassAdminPolicy:
+		e.AgentHint = "Tell the user their organization's administrator must allow this app; reconnecting will not help until then."
+	}
+	return &e
+}
+
+func displayName(provider string) string {
+	switch provider {
+	case "google":
+		return "Google"
+	case "notion":
+		return "Notion"
+	case "slack":
+		return "Slack"
+	}
+	return provider
+}
+
+type classifyBody struct {
+	Provider  string            `json:"provider"`
+	Operation string            `json:"operation"`
+	Status    int               `json:"status"`
+	Headers   map[string]string `json:"headers"`
+	Body      string            `json:"body"`
+}
+
+type classifyResponse struct {
+	Class         authgate.Class  `json:"class"`
+	Policy        classify.Policy `json:"policy"`
+	Message       string          `json:"message"`
+	RetryAfter    *int64          `json:"retry_after"`
+	MissingScopes []string        `json:"missing_scopes"`
+	ErrorCode     string          `json:"error_code,omitempty"`
+}
+
+// classifyError is the classifier as a service for workers in any language.
+func (a *API) classifyError(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b classifyBody
+	if err := decodeJSON(w, r, 256<<10, &b); err != nil {
+		return err
+	}
+	op := classify.Operation(b.Operation)
+	if !op.Valid() {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "operation must be authorize, code_exchange, refresh or api")
+	}
+	if b.Status < 100 || b.Status > 599 {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "status must be an HTTP status code")
+	}
+	h := http.Header{}
+	for k, v := range b.Headers {
+		h.Set(k, v)
+	}
+	res := classify.Classify(classify.Input{Provider: b.Provider, Operation: op, Status: b.Status, Header: h, Body: []byte(b.Body), Now: a.clock.Now()})
+	if a.metrics != nil {
+		a.metrics.classifications.WithLabelValues(string(res.Class)).Inc()
+	}
+	a.log.InfoContext(r.Context(), "classify", "provider", b.Provider, "operation", b.Operation, "status", b.Status, "class", string(res.Class), "error", res.ErrorCode)
+	out := classifyResponse{Class: res.Class, Policy: res.Policy, Message: res.Message, MissingScopes: nonNil(res.MissingScopes), ErrorCode: res.ErrorCode}
+	if res.RetryAfter > 0 {
+		s := int64((res.RetryAfter + time.Second - 1) / time.Second)
+		out.RetryAfter = &s
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,624 @@
+// Package broker is the client side of OAuth done right for each provider:
+// connect sessions whose state is single-use, expiring and bound to the
+// session, PKCE verifiers kept server-side (sealed), authorization URLs with
+// each provider's quirks (Google offline access and include_granted_scopes,
+// prompt=consent only when no refresh token is held; Notion owner=user; Slack
+// comma-separated scopes), the code exchange, identity capture, the scope
+// diff (requested, granted, required by the actions), storage of the result
+// with its events, and provider-side revocation.
+//
+// It must never log or return a token, code, state or verifier: only their
+// fingerprints.
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/catalog"
+	"github.com/authgate/authgate/internal/classify"
+	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/vault"
+)
+
+// Providers looks up catalog entries.
+type Providers interface {
+	Get(name string) (*catalog.Provider, bool)
+}
+
+// Config configures a Broker.
+type Config struct {
+	Store     storage.Store
+	Vault     *vault.Vault
+	Keys      *keyring.Keyring
+	Providers Providers
+	Clock     clock.Clock
+	Logger    *slog.Logger
+	Transport http.RoundTripper
+	// PublicURL is where users' browsers reach authgate (connect links and
+	// the OAuth callback).
+	PublicURL func() string
+	// ReturnURLAllowList holds URL prefixes a connect session may send the
+	// user back to; loopback URLs are always allowed.
+	ReturnURLAllowList []string
+	// SessionTTL is how long a connect link works (default 15 minutes).
+	SessionTTL time.Duration
+	// OnExchange observes code exchanges (metrics): provider and outcome.
+	OnExchange func(provider, outcome string)
+}
+
+// Broker runs connect flows. Safe for concurrent use.
+type Broker struct{ cfg Config }
+
+// New returns a broker.
+func New(cfg Config) *Broker {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 15 * time.Minute
+	}
+	return &Broker{cfg: cfg}
+}
+
+// CallbackPath is where providers redirect back to.
+const CallbackPath = "/oauth/callback"
+
+func (b *Broker) callbackURL() string {
+	return strings.TrimRight(b.cfg.PublicURL(), "/") + CallbackPath
+}
+
+// SessionParams starts a connect flow.
+type SessionParams struct {
+	TenantID authgate.TenantID
+	UserID   string
+	Provider string
+	// Actions the credential must allow; their scopes are requested.
+	Actions []string
+	// Scopes are requested in addition.
+	Scopes []string
+	// CredentialID makes this a reconnect of that credential.
+	CredentialID authgate.CredentialID
+	LoginHint    string
+	ReturnURL    string
+	ForceConsent bool
+}
+
+// Session is a created connect session.
+type Session struct {
+	ID         string    `json:"id"`
+	ConnectURL string    `json:"connect_url"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Provider   string    `json:"provider"`
+	Scopes     []string  `json:"scopes"`
+}
+
+type sealedSecrets struct {
+	State    string `json:"s"`
+	Verifier string `json:"v"`
+}
+
+var idEnc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func hashState(state string) []byte {
+	sum := sha256.Sum256([]byte("authgate/state\x00" + state))
+	return sum[:]
+}
+
+func sessionAD(id string) []byte { return []byte("authgate/connect\x00" + id) }
+
+// CreateSession validates the request and stores a connect session.
+func (b *Broker) CreateSession(ctx context.Context, p SessionParams) (Session, error) {
+	prov, ok := b.cfg.Providers.Get(p.Provider)
+	if !ok {
+		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "unknown provider %q", p.Provider)
+	}
+	if p.UserID == "" || len(p.UserID) > 255 {
+		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "user_id is required (at most 255 bytes)")
+	}
+	scopes, err := prov.ScopesFor(p.Actions)
+	if err != nil {
+		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "%s", err.Error())
+	}
+	scopes = append(scopes, prov.Scopes...)
+	for _, s := range p.Scopes {
+		if s == "" || strings.ContainsAny(s, " ,\t\n") {
+			return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "scopes must be single scope strings")
+		}
+		scopes = append(scopes, s)
+	}
+	force := p.ForceConsent
+	if p.CredentialID != "" {
+		c, err := b.cfg.Vault.Get(ctx, p.TenantID, p.CredentialID)
+		if err != nil {
+			return Session{}, err
+		}
+		if c.UserID != p.UserID || c.Provider != p.Provider {
+			return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "credential %s belongs to user %s and provider %s", c.ID, c.UserID, c.Provider)
+		}
+		scopes = append(scopes, c.GrantedScopes...)
+		if p.LoginHint == "" {
+			p.LoginHint = c.Account.Email
+		}
+		force = force || !c.HasRefreshToken
+	} else if !force {
+		// Re-consent burns Google's refresh-token issuance limit: ask for it
+		// only when we hold no refresh token for this user at this provider.
+		held, err := b.holdsRefreshToken(ctx, p)
+		if err != nil {
+			return Session{}, err
+		}
+		force = !held
+	}
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	if p.ReturnURL != "" && !b.returnAllowed(p.ReturnURL) {
+		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "return_url %q is not on the allow-list", truncate(p.ReturnURL, 100))
+	}
+	now := b.cfg.Clock.Now().UTC().Truncate(time.Microsecond)
+	id := "cs_" + idEnc.EncodeToString(random(16))
+	secrets, _ := json.Marshal(sealedSecrets{State: base64.RawURLEncoding.EncodeToString(random(32)), Verifier: oauth2.GenerateVerifier()})
+	var st sealedSecrets
+	_ = json.Unmarshal(secrets, &st)
+	s := &storage.ConnectSession{ID: id, TenantID: p.TenantID, UserID: p.UserID, Provider: p.Provider, CredentialID: p.CredentialID,
+		RequestedScopes: scopes, Actions: p.Actions, LoginHint: p.LoginHint, ReturnURL: p.ReturnURL, ForceConsent: force,
+		StateHash: hashState(st.State), Verifier: b.cfg.Keys.Seal(secrets, sessionAD(id)), CreatedAt: now, ExpiresAt: now.Add(b.cfg.SessionTTL)}
+	if err := b.cfg.Store.ConnectSessionInsert(ctx, s); err != nil {
+		return Session{}, fmt.Errorf("create connect session: %w", err)
+	}
+	return Session{ID: id, ConnectURL: strings.TrimRight(b.cfg.PublicURL(), "/") + "/connect/" + id, ExpiresAt: s.ExpiresAt, Provider: p.Provider, Scopes: scopes}, nil
+}
+
+func (b *Broker) holdsRefreshToken(ctx context.Context, p SessionParams) (bool, error) {
+	creds, _, err := b.cfg.Vault.List(ctx, vault.ListParams{TenantID: p.TenantID, UserID: p.UserID, Provider: p.Provider, Limit: 1000})
+	if err != nil {
+		return false, err
+	}
+	for _, c := range creds {
+		if c.HasRefreshToken && c.Status == authgate.CredentialStatusActive && (p.LoginHint == "" || strings.EqualFold(c.Account.Email, p.LoginHint)) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (b *Broker) returnAllowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+		return true
+	}
+	for _, prefix := range b.cfg.ReturnURLAllowList {
+		if prefix != "" && strings.HasPrefix(raw, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (b *Broker) openSecrets(s *storage.ConnectSession) (sealedSecrets, error) {
+	pt, err := b.cfg.Keys.Open(s.Verifier, sessionAD(s.ID))
+	if err != nil {
+		return sealedSecrets{}, fmt.Errorf("connect session %s: %w", s.ID, err)
+	}
+	var st sealedSecrets
+	return st, json.Unmarshal(pt, &st)
+}
+
+func (b *Broker) oauthConfig(p *catalog.Provider, scopes []string) *oauth2.Config {
+	style := oauth2.AuthStyleInHeader
+	if p.ClientAuth == "post" {
+		style = oauth2.AuthStyleInParams
+	}
+	return &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, RedirectURL: b.callbackURL(), Scopes: scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: p.AuthorizationURL, TokenURL: p.TokenURL, AuthStyle: style}}
+}
+
+// ExpiredError is a connect link that can no longer be used.
+var errLinkDead = authgate.Errorf(authgate.ClassInvalidRequest, "this connect link expired or was already used; ask the app for a new one")
+
+// AuthorizeURL is where GET /connect/{id} sends the browser.
+func (b *Broker) AuthorizeURL(ctx context.Context, id string) (string, error) {
+	s, err := b.cfg.Store.ConnectSessionGet(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", authgate.Errorf(authgate.ClassNotFound, "no such connect link")
+	}
+	if err != nil {
+		return "", err
+	}
+	if !s.UsedAt.IsZero() || !b.cfg.Clock.Now().Before(s.ExpiresAt) {
+		return "", errLinkDead
+	}
+	p, ok := b.cfg.Providers.Get(s.Provider)
+	if !ok {
+		return "", authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is no longer configured", s.Provider)
+	}
+	st, err := b.openSecrets(s)
+	if err != nil {
+		return "", err
+	}
+	var opts []oauth2.AuthCodeOption
+	opts = append(opts, oauth2.SetAuthURLParam("scope", p.JoinScopes(s.RequestedScopes)))
+	for _, m := range []map[string]string{p.OfflineParams, p.AuthorizeParams} {
+		for k, v := range m {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
+		}
+	}
+	if s.ForceConsent {
+		for k, v := range p.ForceConsentParams {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
+		}
+	}
+	if s.LoginHint != "" && p.Kind == catalog.KindGoogle || s.LoginHint != "" && p.Kind == catalog.KindOIDC {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", s.LoginHint))
+	}
+	if p.PKCE {
+		opts = append(opts, oauth2.S256ChallengeOption(st.Verifier))
+	}
+	return b.oauthConfig(p, s.RequestedScopes).AuthCodeURL(st.State, opts...), nil
+}
+
+// Result is a completed connect flow.
+type Result struct {
+	Credential authgate.Credential `json:"credential"`
+	Created    bool                `json:"created"`
+	Requested  []string            `json:"requested_scopes"`
+	Granted    []string            `json:"granted_scopes"`
+	// Missing are scopes the session's actions need that were not granted:
+	// a partial grant is stored, reported, and not success for those actions.
+	Missing   []string `json:"missing_scopes"`
+	ReturnURL string   `json:"-"`
+	Provider  string   `json:"provider"`
+}
+
+// CallbackError is a connect flow that ended in an error the user should see.
+type CallbackError struct {
+	Problem   *authgate.Error
+	Code      string // the provider's error code (access_denied, …)
+	ReturnURL string
+	Provider  string
+}
+
+func (e *CallbackError) Error() string { return e.Problem.Error() }
+func (e *CallbackError) Unwrap() error { return e.Problem }
+
+// Callback completes a flow from the provider's redirect.
+func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
+	state := q.Get("state")
+	if state == "" {
+		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassInvalidRequest, "the sign-in response has no state; start again from the app")}
+	}
+	s, err := b.cfg.Store.ConnectSessionGetByState(ctx, hashState(state))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassInvalidRequest, "this sign-in response does not belong to any connect link; start again from the app")}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := b.cfg.Store.ConnectSessionConsume(ctx, s.ID, b.cfg.Clock.Now()); errors.Is(err, storage.ErrNotFound) {
+		return nil, &CallbackError{Problem: errLinkDead, ReturnURL: s.ReturnURL, Provider: s.Provider}
+	} else if err != nil {
+		return nil, err
+	}
+	p, ok := b.cfg.Providers.Get(s.Provider)
+	if !ok {
+		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is no longer configured", s.Provider), ReturnURL: s.ReturnURL}
+	}
+	if code := q.Get("error"); code != "" {
+		body, _ := json.Marshal(map[string]string{"error": code, "error_description": q.Get("error_description")})
+		cls := classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpAuthorize, Status: 400, Header: http.Header{}, Body: body})
+		msg := cls.Message
+		switch code {
+		case "access_denied":
+			msg = fmt.Sprintf("%s access was not granted (you chose Cancel, or the app is not allowed for your account). Nothing was connected.", p.DisplayName)
+		case "admin_policy_enforced":
+			msg = fmt.Sprintf("Your organization's administrator blocks this app in %s. Ask your admin to allow it.", p.DisplayName)
+		case "org_internal":
+			msg = fmt.Sprintf("This %s app is restricted to users of its own organization.", p.DisplayName)
+		}
+		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", msg), Code: code, ReturnURL: s.ReturnURL, Provider: p.Name}
+	}
+	st, err := b.openSecrets(s)
+	if err != nil {
+		return nil, err
+	}
+	rec := &recorder{base: b.cfg.Transport}
+	xctx := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: rec, Timeout: 15 * time.Second})
+	var opts []oauth2.AuthCodeOption
+	if p.PKCE {
+		opts = append(opts, oauth2.VerifierOption(st.Verifier))
+	}
+	received := b.cfg.Clock.Now()
+	tok, err := b.oauthConfig(p, s.RequestedScopes).Exchange(xctx, q.Get("code"), opts...)
+	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.body, []byte(`"ok":false`))) {
+		err = errors.New("provider answered without an access token")
+	}
+	if err != nil {
+		status := rec.status
+		if status == 0 {
+			status = 503
+		}
+		cls := classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpCodeExchange, Status: status, Header: rec.header, Body: rec.body, Now: received})
+		b.observe(p.Name, string(cls.Class))
+		b.cfg.Logger.Warn("code exchange", slog.String("provider", p.Name), slog.String("connect_session", s.ID), slog.Int("http_status", rec.status),
+			slog.String("error", cls.ErrorCode), slog.String("class", string(cls.Class)))
+		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", cls.Message).WithCause(err), Code: cls.ErrorCode, ReturnURL: s.ReturnURL, Provider: p.Name}
+	}
+	b.observe(p.Name, "success")
+	id, err := b.identity(xctx, p, tok)
+	if err != nil {
+		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassTransient, "could not read who signed in at %s; try again", p.DisplayName).WithCause(err), ReturnURL: s.ReturnURL, Provider: p.Name}
+	}
+	granted := s.RequestedScopes
+	if sc, ok := tok.Extra("scope").(string); ok && sc != "" {
+		granted = p.SplitScopes(sc)
+	}
+	var exp time.Time
+	if tok.ExpiresIn > 0 {
+		exp = received.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	cred, created, err := b.cfg.Vault.Import(ctx, vault.ImportParams{
+		TenantID: s.TenantID, UserID: s.UserID, Provider: p.Name, WorkspaceID: id.workspace, Subject: id.subject, Email: id.email,
+		AccountType: id.accountType, Domain: id.domain, Scopes: granted, RequestedScopes: s.RequestedScopes, TokenType: tok.TokenType,
+		AccessToken: secret.New(tok.AccessToken), RefreshToken: secret.New(tok.RefreshToken), ExpiresAt: exp,
+		Actor: "connect:" + s.ID, Source: "connect", ReconnectID: s.CredentialID,
+	})
+	var mm *vault.IdentityMismatchError
+	if errors.As(err, &mm) {
+		e := authgate.Errorf(authgate.ClassReauthRequired, "This connection belongs to %s, but you signed in to %s as %s. Sign in with %s to reconnect it.",
+			mm.Expected, p.DisplayName, mm.Got, mm.Expected)
+		e.CredentialID = mm.CredentialID
+		return nil, &CallbackError{Problem: e, Code: "identity_mismatch", ReturnURL: s.ReturnURL, Provider: p.Name}
+	}
+	if err != nil {
+		return nil, err
+	}
+	missing, _ := p.Missing(s.Actions, cred.GrantedScopes)
+	b.cfg.Logger.Info("connected", slog.String("provider", p.Name), slog.String("credential_id", string(cred.ID)), slog.String("user_id", s.UserID),
+		slog.String("workspace_id", id.workspace), slog.String("access_token_fp", cred.AccessTokenFingerprint), slog.String("refresh_token_fp", cred.RefreshTokenFingerprint),
+		slog.Bool("created", created), slog.Any("missing_scopes", missing), slog.String("provider_request_id", requestID(rec.header)))
+	return &Result{Credential: cred, Created: created, Requested: s.RequestedScopes, Granted: cred.GrantedScopes, Missing: nonNil(missing), ReturnURL: s.ReturnURL, Provider: p.Name}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (b *Broker) observe(provider, outcome string) {
+	if b.cfg.OnExchange != nil {
+		b.cfg.OnExchange(provider, outcome)
+	}
+}
+
+type identity struct {
+	subject, email, workspace, domain string
+	accountType                       authgate.AccountType
+}
+
+// identity reads who signed in: Google and OIDC from userinfo, Notion and
+// Slack from the token response.
+func (b *Broker) identity(ctx context.Context, p *catalog.Provider, tok *oauth2.Token) (identity, error) {
+	switch p.Kind {
+	case catalog.KindNotion:
+		var id identity
+		id.workspace, _ = tok.Extra("workspace_id").(string)
+		if owner, ok := tok.Extra("owner").(map[string]any); ok {
+			if u, ok := owner["user"].(map[string]any); ok {
+				id.subject, _ = u["id"].(string)
+				if person, ok := u["person"].(map[string]any); ok {
+					id.email, _ = person["email"].(string)
+				}
+			}
+		}
+		if id.subject == "" {
+			id.subject, _ = tok.Extra("bot_id").(string) // a workspace-level install
+		}
+		id.accountType = authgate.AccountTypeWorkspace
+		if id.subject == "" || id.workspace == "" {
+			return id, errors.New("token response lacks owner or workspace_id")
+		}
+		return id, nil
+	case catalog.KindSlack:
+		var id identity
+		if team, ok := tok.Extra("team").(map[string]any); ok {
+			id.workspace, _ = team["id"].(string)
+			id.domain, _ = team["name"].(string)
+		}
+		if u, ok := tok.Extra("authed_user").(map[string]any); ok {
+			id.subject, _ = u["id"].(string)
+		}
+		id.accountType = authgate.AccountTypeWorkspace
+		if id.subject == "" || id.workspace == "" {
+			return id, errors.New("oauth.v2.access response lacks team or authed_user")
+		}
+		return id, nil
+	}
+	if p.UserinfoURL == "" {
+		return identity{}, errors.New("provider has no userinfo endpoint")
+	}
+	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.UserinfoURL, nil)
+	if err != nil {
+		return identity{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return identity{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return identity{}, fmt.Errorf("userinfo answered %d", resp.StatusCode)
+	}
+	var ui struct {
+		Sub   string `json:"sub"`
+		Email string `json:"email"`
+		HD    string `json:"hd"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ui); err != nil || ui.Sub == "" {
+		return identity{}, fmt.Errorf("userinfo: no subject (%v)", err)
+	}
+	id := identity{subject: ui.Sub, email: ui.Email, domain: ui.HD, accountType: authgate.AccountTypeConsumer}
+	if p.Kind != catalog.KindGoogle {
+		id.accountType = authgate.AccountTypeUnknown
+	} else if ui.HD != "" {
+		id.accountType = authgate.AccountTypeWorkspace
+	}
+	return id, nil
+}
+
+// Revoke disconnects a credential: the provider's revocation endpoint first
+// (where it has one; a failure there is recorded, not fatal), then the
+// credential becomes revoked and its tokens are erased.
+func (b *Broker) Revoke(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, actor string) (authgate.Credential, error) {
+	l, err := b.cfg.Vault.Load(ctx, tenant, id)
+	if err != nil {
+		return authgate.Credential{}, err
+	}
+	opts := vault.RevokeOptions{}
+	if p, ok := b.cfg.Providers.Get(l.Provider); ok && p.RevocationURL != "" && l.Status != authgate.CredentialStatusRevoked {
+		tok := l.RefreshToken
+		if tok.IsZero() {
+			tok = l.AccessToken
+		}
+		if !tok.IsZero() {
+			err := b.revokeAtProvider(ctx, p, tok, l.AccessToken)
+			opts.ProviderCalled, opts.ProviderRevoked = true, err == nil
+			if err != nil {
+				opts.ProviderError = err.Error()
+				b.cfg.Logger.Warn("provider revocation failed", slog.String("provider", p.Name), slog.String("credential_id", string(id)), slog.String("error", err.Error()))
+			}
+		}
+	}
+	return b.cfg.Vault.RevokeWith(ctx, tenant, id, actor, opts)
+}
+
+func (b *Broker) revokeAtProvider(ctx context.Context, p *catalog.Provider, tok, access secret.Secret) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var req *http.Request
+	var err error
+	switch p.Kind {
+	case catalog.KindNotion:
+		body, _ := json.Marshal(map[string]string{"token": tok.Reveal()})
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.RevocationURL, bytes.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+			req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
+		}
+	case catalog.KindSlack:
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.RevocationURL, nil)
+		if err == nil {
+			req.Header.Set("Authorization", "Bearer "+access.Reveal())
+		}
+	default:
+		form := url.Values{"token": {tok.Reveal()}}
+		if p.Kind != catalog.KindGoogle && p.ClientAuth == "post" {
+			form.Set("client_id", p.ClientID)
+			form.Set("client_secret", p.ClientSecret)
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.RevocationURL, strings.NewReader(form.Encode()))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if p.Kind != catalog.KindGoogle && p.ClientAuth != "post" {
+				req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: b.cfg.Transport}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"ok":false`)) {
+		// An already-dead token is as revoked as it gets.
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte("invalid_token")) {
+			return nil
+		}
+		return fmt.Errorf("revocation endpoint answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+var requestIDHeaders = []string{"X-Request-Id", "X-Notion-Request-Id", "X-Slack-Req-Id", "X-Goog-Request-Id"}
+
+func requestID(h http.Header) string {
+	for _, k := range requestIDHeaders {
+		if v := h.Get(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// recorder keeps the last response's status, headers and body copy.
+type recorder struct {
+	base   http.RoundTripper
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (rc *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rc.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	rc.status, rc.header, rc.body = resp.StatusCode, resp.Header.Clone(), b
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
+}

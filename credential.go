@@ -98,6 +98,11 @@ type Credential struct {
 	// Version increases by one with every change; updates are compare-and-swap on it.
 	Version int64 `json:"version"`
 
+	// ClockSkewSeconds is the provider's clock minus ours, as last measured
+	// from its Date header (absent until measured).
+	ClockSkewSeconds *float64   `json:"clock_skew_seconds,omitempty"`
+	ClockSkewAt      *time.Time `json:"clock_skew_measured_at,omitempty"`
+
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`

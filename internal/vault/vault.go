@@ -261,6 +261,10 @@ func Public(r *storage.Credential) authgate.Credential {
 		LastUsedAt:              timePtr(r.LastUsedAt),
 		LastRefreshedAt:         timePtr(r.LastRefreshedAt),
 	}
+	if !r.ClockSkewAt.IsZero() {
+		skew := r.ClockSkew.Seconds()
+		c.ClockSkewSeconds, c.ClockSkewAt = &skew, timePtr(r.ClockSkewAt)
+	}
 	return c
 }
 

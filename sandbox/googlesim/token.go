@@ -66,6 +66,13 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 			account = s.emailOf(t.AccountID)
 		}
 	}
+	// Count what arrived, before any injected fault answers it.
+	switch grant {
+	case "authorization_code":
+		s.core.CountExchange()
+	case "refresh_token":
+		s.core.CountRefresh(r.PostForm.Get("refresh_token"))
+	}
 	if s.requestFaults(w, r, account, fault.TargetToken) {
 		return
 	}
@@ -125,7 +132,6 @@ type tokenResponse struct {
 }
 
 func (s *Sim) exchange(w http.ResponseWriter, r *http.Request, client *oauthcore.Client) {
-	s.core.CountExchange()
 	iss, err := s.core.Exchange(oauthcore.ExchangeParams{
 		ClientID: client.ID, Code: r.PostForm.Get("code"), RedirectURI: r.PostForm.Get("redirect_uri"),
 		Verifier: r.PostForm.Get("code_verifier"), RedirectRequired: true,
@@ -173,7 +179,6 @@ func (s *Sim) exchange(w http.ResponseWriter, r *http.Request, client *oauthcore
 
 func (s *Sim) refresh(w http.ResponseWriter, r *http.Request, client *oauthcore.Client, account string) {
 	rt := r.PostForm.Get("refresh_token")
-	s.core.CountRefresh(rt)
 	if rt == "" {
 		s.tokenError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: refresh_token")
 		return

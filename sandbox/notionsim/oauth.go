@@ -178,20 +178,24 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 	} else if c, ok := s.core.PeekCode(v.Get("code")); ok {
 		account = c.Extra["email"]
 	}
+	switch v.Get("grant_type") {
+	case "authorization_code":
+		s.core.CountExchange()
+	case "refresh_token":
+		s.core.CountRefresh(v.Get("refresh_token"))
+	}
 	if s.requestFaults(w, r, account, fault.TargetToken) {
 		return
 	}
 	var iss *oauthcore.Issued
 	switch v.Get("grant_type") {
 	case "authorization_code":
-		s.core.CountExchange()
 		iss, err = s.core.Exchange(oauthcore.ExchangeParams{ClientID: client.ID, Code: v.Get("code"), RedirectURI: v.Get("redirect_uri"), Verifier: v.Get("code_verifier")})
 		if err != nil {
 			s.fail(w, http.StatusBadRequest, "invalid_grant", "Invalid code: this code has been revoked.")
 			return
 		}
 	case "refresh_token":
-		s.core.CountRefresh(v.Get("refresh_token"))
 		if s.faults.TakeInvalidGrant(Provider, account) {
 			s.fail(w, http.StatusBadRequest, "invalid_grant", "Invalid refresh token.")
 			return

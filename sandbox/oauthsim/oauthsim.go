@@ -273,6 +273,12 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 	} else if c, ok := s.core.PeekCode(r.PostForm.Get("code")); ok {
 		account = c.Extra["email"]
 	}
+	switch grant {
+	case "authorization_code":
+		s.core.CountExchange()
+	case "refresh_token":
+		s.core.CountRefresh(r.PostForm.Get("refresh_token"))
+	}
 	d := s.faults.Decide(Provider, account, fault.TargetToken)
 	oauthcore.Sleep(r.Context(), d.Latency)
 	if d.RateLimited {
@@ -286,7 +292,6 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 	}
 	switch grant {
 	case "authorization_code":
-		s.core.CountExchange()
 		iss, err := s.core.Exchange(oauthcore.ExchangeParams{ClientID: client.ID, Code: r.PostForm.Get("code"), RedirectURI: r.PostForm.Get("redirect_uri"), Verifier: r.PostForm.Get("code_verifier"), RedirectRequired: true})
 		if err != nil {
 			hint := "The authorization code is invalid or has expired."
@@ -304,7 +309,6 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 		s.writeTokens(w, r, client.ID, iss, iss.Code.Extra["nonce"])
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
-		s.core.CountRefresh(rt)
 		if s.faults.TakeInvalidGrant(Provider, account) {
 			s.tokenError(w, http.StatusBadRequest, "invalid_grant", fositeInvalidGrant+" The refresh token expired.")
 			return

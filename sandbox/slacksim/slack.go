@@ -345,6 +345,12 @@ func (s *Sim) access(w http.ResponseWriter, r *http.Request) {
 	} else if c, ok := s.core.PeekCode(r.PostForm.Get("code")); ok {
 		account = c.Extra["email"]
 	}
+	switch grant {
+	case "authorization_code":
+		s.core.CountExchange()
+	case "refresh_token":
+		s.core.CountRefresh(r.PostForm.Get("refresh_token"))
+	}
 	if s.requestFaults(w, r, account, fault.TargetToken) {
 		return
 	}
@@ -359,7 +365,6 @@ func (s *Sim) access(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) exchange(w http.ResponseWriter, r *http.Request, client *oauthcore.Client) {
-	s.core.CountExchange()
 	if r.PostForm.Get("code") == "" {
 		s.reply(w, 200, errBody("invalid_arguments"))
 		return
@@ -415,7 +420,6 @@ func hasAny(have []string, want ...string) bool {
 
 func (s *Sim) refresh(w http.ResponseWriter, r *http.Request, client *oauthcore.Client, account string) {
 	rt := r.PostForm.Get("refresh_token")
-	s.core.CountRefresh(rt)
 	if rt == "" {
 		s.reply(w, 200, errBody("invalid_arguments"))
 		return

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -90,6 +91,64 @@ func TestPlaintextHunt(t *testing.T) {
 		record(call(t, hc, "GET", p.URL+"/v1/credentials/"+id+"/events", p.AdminKey, ""))
 		record(call(t, hc, "GET", p.URL+"/v1/credentials/"+id, key2, "")) // 404 across tenants
 	}
+	// A connect flow through the mounted sandbox, then token requests that
+	// refresh: the provider's tokens may appear only in the token response.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("POST", p.URL+"/sandbox/admin/consent", strings.NewReader(`{"provider":"google","account":"hunt@acme.example","access_token_ttl_seconds":600}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("consent preset: %v", err)
+	}
+	cs := record(call(t, hc, "POST", p.URL+"/v1/connect-sessions", p.AdminKey, `{"user_id":"hunter","provider":"google","actions":["drive.files.create"]}`))
+	var session struct {
+		ConnectURL string `json:"connect_url"`
+	}
+	if err := json.Unmarshal([]byte(cs.body), &session); err != nil || session.ConnectURL == "" {
+		t.Fatalf("connect session %d %s", cs.status, cs.body)
+	}
+	location := session.ConnectURL
+	for range 3 { // connect link → provider → callback
+		resp, err := noFollow.Get(location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("no redirect from %s (%d)", location, resp.StatusCode)
+		}
+		location = loc.String()
+		if q := loc.Query(); q.Get("code") != "" {
+			tokens["authorization code"] = q.Get("code")
+		}
+		if strings.Contains(location, "/oauth/callback") {
+			tokens["oauth state"] = loc.Query().Get("state")
+			record(call(t, hc, "GET", location, "", ""))
+			break
+		}
+	}
+	page := record(call(t, hc, "GET", p.URL+"/v1/credentials?user_id=hunter", p.AdminKey, ""))
+	connected := idRe.FindStringSubmatch(page.body)
+	if connected == nil {
+		t.Fatalf("connect flow stored nothing: %s", page.body)
+	}
+	// 900 s cannot be met by 600 s tokens: the refresher refreshes, stores
+	// the new token, then refuses (a response with no token in it).
+	if r := record(call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{"min_valid_seconds":900}`)); r.status != 400 {
+		t.Fatalf("refreshing token request %d %s", r.status, r.body)
+	}
+	for _, body := range []string{`{"min_valid_seconds":60}`, `{}`} {
+		tr := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, body)
+		var out struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.Unmarshal([]byte(tr.body), &out); err != nil || out.AccessToken == "" {
+			t.Fatalf("token %d %s", tr.status, tr.body)
+		}
+		tokens["served access "+out.AccessToken[:12]] = out.AccessToken // a needle; its own response is not a haystack
+	}
+	record(call(t, hc, "DELETE", p.URL+"/v1/credentials/"+connected[1], p.AdminKey, ""))
+
 	record(call(t, hc, "DELETE", p.URL+"/v1/credentials/"+ids[2], p.AdminKey, ""))
 	record(call(t, hc, "GET", p.URL+"/v1/credentials/"+ids[2]+"/events", p.AdminKey, ""))
 

@@ -69,4 +69,6 @@ type Tenant struct {
 	ID        TenantID  `json:"id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// ReturnURLAllowList holds URL prefixes connect sessions may return to.
+	ReturnURLAllowList []string `json:"return_url_allowlist,omitempty"`
 }

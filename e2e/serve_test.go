@@ -88,6 +88,12 @@ func TestCLIErrors(t *testing.T) {
 	if _, stderr, code := cli(t, dir, "tenants", "create", "beta"); code == 0 || !strings.Contains(stderr, "already exists") {
 		t.Errorf("duplicate tenant: exit %d, %q", code, stderr)
 	}
+	if out, _, code := cli(t, dir, "tenants", "allow-return-url", "beta", "https://app.beta.example/"); code != 0 || !strings.Contains(out, "https://app.beta.example/") {
+		t.Errorf("allow-return-url: exit %d, %q", code, out)
+	}
+	if _, stderr, code := cli(t, dir, "tenants", "allow-return-url", "beta", "ftp://x"); code == 0 || !strings.Contains(stderr, "not an absolute http(s) URL prefix") {
+		t.Errorf("bad prefix: exit %d, %q", code, stderr)
+	}
 	if _, stderr, code := cli(t, dir, "tenants", "create", "Bad Name"); code == 0 || !strings.Contains(stderr, "tenant name") {
 		t.Errorf("bad tenant name: exit %d, %q", code, stderr)
 	}

@@ -347,7 +347,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	srv.Refresher = refresh.New(refresh.Config{Store: core.Store, Vault: core.Vault, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
 		Transport: cfg.Transport, Observer: srv.Metrics, Sleep: cfg.RefreshSleep})
 	srv.Broker = broker.New(broker.Config{Store: core.Store, Vault: core.Vault, Keys: core.Keys, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
-		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, OnExchange: srv.Metrics.Exchange})
+		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
+		OnExchange: srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics})
 	srv.handler = a.Handler()

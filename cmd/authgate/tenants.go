@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +27,23 @@ func newTenantsCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "tenant: %s (%s)\n", t.Name, t.ID)
 			fmt.Fprintf(cmd.OutOrStdout(), "admin key: %s\n", key.Reveal())
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "allow-return-url TENANT URL_PREFIX...",
+		Short: "Set the URL prefixes a tenant's connect sessions may send users back to (replaces the list; none clears it)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			core, err := g.openCore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer core.Close()
+			t, err := core.Tenancy.SetReturnURLs(cmd.Context(), args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tenant %s may return to: %s\n", t.Name, strings.Join(t.ReturnURLAllowList, " "))
 			return nil
 		},
 	}, &cobra.Command{

@@ -59,9 +59,12 @@ type Config struct {
 	// PublicURL is where users' browsers reach authgate (connect links and
 	// the OAuth callback).
 	PublicURL func() string
-	// ReturnURLAllowList holds URL prefixes a connect session may send the
-	// user back to; loopback URLs are always allowed.
+	// ReturnURLAllowList holds URL prefixes any tenant's connect session may
+	// send the user back to (server-wide); each tenant adds its own list, and
+	// loopback URLs are always allowed.
 	ReturnURLAllowList []string
+	// TenantReturnURLs reads a tenant's own allow-list.
+	TenantReturnURLs func(ctx context.Context, tenant authgate.TenantID) ([]string, error)
 	// SessionTTL is how long a connect link works (default 15 minutes).
 	SessionTTL time.Duration
 	// OnExchange observes code exchanges (metrics): provider and outcome.
@@ -185,7 +188,7 @@ func (b *Broker) CreateSession(ctx context.Context, p SessionParams) (Session, e
 	}
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
-	if p.ReturnURL != "" && !b.returnAllowed(p.ReturnURL) {
+	if p.ReturnURL != "" && !b.returnAllowed(ctx, p.TenantID, p.ReturnURL) {
 		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "return_url %q is not on the allow-list", truncate(p.ReturnURL, 100))
 	}
 	now := b.cfg.Clock.Now().UTC().Truncate(time.Microsecond)
@@ -215,7 +218,7 @@ func (b *Broker) holdsRefreshToken(ctx context.Context, p SessionParams) (bool, 
 	return false, nil
 }
 
-func (b *Broker) returnAllowed(raw string) bool {
+func (b *Broker) returnAllowed(ctx context.Context, tenant authgate.TenantID, raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return false
@@ -223,7 +226,14 @@ func (b *Broker) returnAllowed(raw string) bool {
 	if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
 		return true
 	}
-	for _, prefix := range b.cfg.ReturnURLAllowList {
+	allow := slices.Clone(b.cfg.ReturnURLAllowList)
+	if b.cfg.TenantReturnURLs != nil {
+		own, err := b.cfg.TenantReturnURLs(ctx, tenant)
+		if err == nil {
+			allow = append(allow, own...)
+		}
+	}
+	for _, prefix := range allow {
 		if prefix != "" && strings.HasPrefix(raw, prefix) {
 			return true
 		}

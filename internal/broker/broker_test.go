@@ -238,6 +238,24 @@ func TestCallbackErrors(t *testing.T) {
 	if status, res := f.api(t, "POST", "/v1/connect-sessions", map[string]any{"user_id": "u1", "provider": "google", "return_url": "https://evil.example/x"}); status != 400 || !strings.Contains(res["detail"].(string), "allow-list") {
 		t.Fatalf("foreign return_url %d %v", status, res)
 	}
+	// The tenant's own allow-list admits its app; another tenant's does not.
+	if _, err := f.env.Server.Tenancy.SetReturnURLs(context.Background(), "default", []string{"https://app.acme.example/"}); err != nil {
+		t.Fatal(err)
+	}
+	if status, res := f.api(t, "POST", "/v1/connect-sessions", map[string]any{"user_id": "u1", "provider": "google", "return_url": "https://app.acme.example/done"}); status != 201 {
+		t.Fatalf("allowed return_url %d %v", status, res)
+	}
+	other, key := f.env.NewTenant(t, "globex")
+	_ = other
+	req, _ := http.NewRequest("POST", f.env.URL+"/v1/connect-sessions", strings.NewReader(`{"user_id":"u1","provider":"google","return_url":"https://app.acme.example/done"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("another tenant's return_url: %v %d", err, resp.StatusCode)
+	}
+	if _, err := f.env.Server.Tenancy.SetReturnURLs(context.Background(), "default", []string{"not a url"}); err == nil {
+		t.Fatal("a malformed prefix was accepted")
+	}
 	for _, body := range []map[string]any{{"user_id": "u1", "provider": "myspace"}, {"user_id": "u1", "provider": "google", "actions": []string{"drive.delete_everything"}}, {"provider": "google"}} {
 		if status, _ := f.api(t, "POST", "/v1/connect-sessions", body); status != 400 {
 			t.Errorf("bad session %v: %d", body, status)

@@ -48,6 +48,8 @@ type Queries interface {
 	TenantGetByID(ctx context.Context, id authgate.TenantID) (Tenant, error)
 	TenantGetByName(ctx context.Context, name string) (Tenant, error)
 	TenantList(ctx context.Context) ([]Tenant, error)
+	// TenantSetReturnURLs replaces a tenant's return-URL allow-list.
+	TenantSetReturnURLs(ctx context.Context, id authgate.TenantID, prefixes []string) error
 
 	APIKeyInsert(ctx context.Context, k APIKey) error
 	// APIKeyGetByHash returns the live (not revoked) key with this hash.
@@ -125,6 +127,9 @@ type Tenant struct {
 	ID        authgate.TenantID
 	Name      string
 	CreatedAt time.Time
+	// ReturnURLAllowList holds URL prefixes this tenant's connect sessions
+	// may send users back to.
+	ReturnURLAllowList []string
 }
 
 // APIKey is a tenant's API key, stored as the SHA-256 of the key.

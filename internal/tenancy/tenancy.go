@@ -12,6 +12,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -113,7 +114,7 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (authgate.Tenan
 
 func (s *Service) createTx(ctx context.Context, q storage.Queries, name, keyName string) (authgate.Tenant, secret.Secret, error) {
 	now := s.clock.Now().UTC().Truncate(time.Microsecond)
-	t := storage.Tenant{ID: authgate.NewTenantID(), Name: name, CreatedAt: now}
+	t := storage.Tenant{ID: authgate.NewTenantID(), Name: name, CreatedAt: now, ReturnURLAllowList: []string{}}
 	if err := q.TenantInsert(ctx, t); err != nil {
 		return authgate.Tenant{}, secret.Secret{}, err
 	}
@@ -174,5 +175,33 @@ func (s *Service) Resolve(ctx context.Context, idOrName string) (authgate.Tenant
 	if err != nil {
 		return authgate.Tenant{}, err
 	}
-	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}, nil
+	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ReturnURLAllowList: t.ReturnURLAllowList}, nil
+}
+
+// SetReturnURLs replaces the URL prefixes a tenant's connect sessions may
+// return to. Each must be an absolute http(s) URL prefix.
+func (s *Service) SetReturnURLs(ctx context.Context, idOrName string, prefixes []string) (authgate.Tenant, error) {
+	t, err := s.Resolve(ctx, idOrName)
+	if err != nil {
+		return authgate.Tenant{}, err
+	}
+	for _, p := range prefixes {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return authgate.Tenant{}, authgate.Errorf(authgate.ClassInvalidRequest, "%q is not an absolute http(s) URL prefix", p)
+		}
+	}
+	if err := s.store.TenantSetReturnURLs(ctx, t.ID, prefixes); err != nil {
+		return authgate.Tenant{}, err
+	}
+	return s.Resolve(ctx, string(t.ID))
+}
+
+// ReturnURLs returns a tenant's return-URL allow-list.
+func (s *Service) ReturnURLs(ctx context.Context, id authgate.TenantID) ([]string, error) {
+	t, err := s.store.TenantGetByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return t.ReturnURLAllowList, nil
 }

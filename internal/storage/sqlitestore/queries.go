@@ -42,22 +42,47 @@ func fromMicros(v sql.NullInt64) time.Time {
 }
 
 func (q queries) TenantInsert(ctx context.Context, t storage.Tenant) error {
-	_, err := q.w.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`, t.ID, t.Name, t.CreatedAt.UnixMicro())
+	urls, err := scopesJSON(t.ReturnURLAllowList)
+	if err != nil {
+		return err
+	}
+	_, err = q.w.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at, return_url_allowlist) VALUES (?, ?, ?, ?)`, t.ID, t.Name, t.CreatedAt.UnixMicro(), urls)
 	return mapErr(err)
 }
 
 func scanTenant(s scanner) (storage.Tenant, error) {
 	var t storage.Tenant
 	var created int64
-	if err := s.Scan(&t.ID, &t.Name, &created); err != nil {
+	var urls string
+	if err := s.Scan(&t.ID, &t.Name, &created, &urls); err != nil {
 		return t, mapErr(err)
 	}
 	t.CreatedAt = time.UnixMicro(created).UTC()
+	if err := json.Unmarshal([]byte(urls), &t.ReturnURLAllowList); err != nil {
+		return t, fmt.Errorf("tenant %s: return_url_allowlist: %w", t.ID, err)
+	}
 	return t, nil
 }
 
+const tenantColumns = `id, name, created_at, return_url_allowlist`
+
 func (q queries) tenantGet(ctx context.Context, where string, arg any) (storage.Tenant, error) {
-	return scanTenant(q.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM tenants WHERE `+where, arg))
+	return scanTenant(q.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE `+where, arg))
+}
+
+func (q queries) TenantSetReturnURLs(ctx context.Context, id authgate.TenantID, prefixes []string) error {
+	urls, err := scopesJSON(prefixes)
+	if err != nil {
+		return err
+	}
+	res, err := q.w.ExecContext(ctx, `UPDATE tenants SET return_url_allowlist = ? WHERE id = ?`, urls, id)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 func (q queries) TenantGetByID(ctx context.Context, id authgate.TenantID) (storage.Tenant, error) {
@@ -69,7 +94,7 @@ func (q queries) TenantGetByName(ctx context.Context, name string) (storage.Tena
 }
 
 func (q queries) TenantList(ctx context.Context) ([]storage.Tenant, error) {
-	return queryRows(ctx, q.r, scanTenant, `SELECT id, name, created_at FROM tenants ORDER BY created_at, id`)
+	return queryRows(ctx, q.r, scanTenant, `SELECT `+tenantColumns+` FROM tenants ORDER BY created_at, id`)
 }
 
 // queryRows runs a query and scans every row with scan.

@@ -57,7 +57,7 @@ var base = time.Date(2026, 11, 25, 12, 0, 0, 123456000, time.UTC)
 
 func mustTenant(t *testing.T, s storage.Store, name string) storage.Tenant {
 	t.Helper()
-	tn := storage.Tenant{ID: authgate.NewTenantID(), Name: name, CreatedAt: base}
+	tn := storage.Tenant{ID: authgate.NewTenantID(), Name: name, CreatedAt: base, ReturnURLAllowList: []string{}}
 	if err := s.TenantInsert(context.Background(), tn); err != nil {
 		t.Fatalf("TenantInsert(%s): %v", name, err)
 	}
@@ -98,17 +98,26 @@ func testTenants(t *testing.T, s storage.Store) {
 	a := mustTenant(t, s, "acme")
 	b := mustTenant(t, s, "globex")
 	got, err := s.TenantGetByID(ctx, a.ID)
-	if err != nil || got != a {
+	if err != nil || !cmp.Equal(got, a) {
 		t.Fatalf("TenantGetByID = %+v, %v; want %+v", got, err, a)
 	}
 	got, err = s.TenantGetByName(ctx, "globex")
-	if err != nil || got != b {
+	if err != nil || !cmp.Equal(got, b) {
 		t.Fatalf("TenantGetByName = %+v, %v; want %+v", got, err, b)
+	}
+	if err := s.TenantSetReturnURLs(ctx, a.ID, []string{"https://app.acme.example/"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.TenantGetByID(ctx, a.ID); len(got.ReturnURLAllowList) != 1 || got.ReturnURLAllowList[0] != "https://app.acme.example/" {
+		t.Fatalf("allow-list %v", got.ReturnURLAllowList)
+	}
+	if err := s.TenantSetReturnURLs(ctx, authgate.NewTenantID(), nil); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("allow-list of a missing tenant: %v", err)
 	}
 	if _, err := s.TenantGetByName(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("TenantGetByName(nope) err = %v; want ErrNotFound", err)
 	}
-	dup := storage.Tenant{ID: authgate.NewTenantID(), Name: "acme", CreatedAt: base}
+	dup := storage.Tenant{ID: authgate.NewTenantID(), Name: "acme", CreatedAt: base, ReturnURLAllowList: []string{}}
 	if err := s.TenantInsert(ctx, dup); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("duplicate tenant name err = %v; want ErrConflict", err)
 	}

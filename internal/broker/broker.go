@@ -36,6 +36,7 @@ import (
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/classify"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/httprec"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
@@ -374,7 +375,7 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &recorder{base: b.cfg.Transport}
+	rec := &httprec.Recorder{Base: b.cfg.Transport}
 	xctx := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: rec, Timeout: 15 * time.Second})
 	var opts []oauth2.AuthCodeOption
 	if p.PKCE {
@@ -382,17 +383,17 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
 	}
 	received := b.cfg.Clock.Now()
 	tok, err := b.oauthConfig(p, s.RequestedScopes).Exchange(xctx, q.Get("code"), opts...)
-	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.body, []byte(`"ok":false`))) {
+	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {
 		err = errors.New("provider answered without an access token")
 	}
 	if err != nil {
-		status := rec.status
+		status := rec.Status
 		if status == 0 {
 			status = 503
 		}
-		cls := classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpCodeExchange, Status: status, Header: rec.header, Body: rec.body, Now: received})
+		cls := classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpCodeExchange, Status: status, Header: rec.Header, Body: rec.Body, Now: received})
 		b.observe(p.Name, string(cls.Class))
-		b.cfg.Logger.Warn("code exchange", slog.String("provider", p.Name), slog.String("connect_session", s.ID), slog.Int("http_status", rec.status),
+		b.cfg.Logger.Warn("code exchange", slog.String("provider", p.Name), slog.String("connect_session", s.ID), slog.Int("http_status", rec.Status),
 			slog.String("error", cls.ErrorCode), slog.String("class", string(cls.Class)))
 		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", cls.Message).WithCause(err), Code: cls.ErrorCode, ReturnURL: s.ReturnURL, Provider: p.Name}
 	}
@@ -428,7 +429,7 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
 	missing, _ := p.Missing(s.Actions, cred.GrantedScopes)
 	b.cfg.Logger.Info("connected", slog.String("provider", p.Name), slog.String("credential_id", string(cred.ID)), slog.String("user_id", s.UserID),
 		slog.String("workspace_id", id.workspace), slog.String("access_token_fp", cred.AccessTokenFingerprint), slog.String("refresh_token_fp", cred.RefreshTokenFingerprint),
-		slog.Bool("created", created), slog.Any("missing_scopes", missing), slog.String("provider_request_id", requestID(rec.header)))
+		slog.Bool("created", created), slog.Any("missing_scopes", missing), slog.String("provider_request_id", rec.RequestID()))
 	return &Result{Credential: cred, Created: created, Requested: s.RequestedScopes, Granted: cred.GrantedScopes, Missing: nonNil(missing), ReturnURL: s.ReturnURL, Provider: p.Name}, nil
 }
 
@@ -597,38 +598,4 @@ func (b *Broker) revokeAtProvider(ctx context.Context, p *catalog.Provider, tok,
 		return fmt.Errorf("revocation endpoint answered %d", resp.StatusCode)
 	}
 	return nil
-}
-
-var requestIDHeaders = []string{"X-Request-Id", "X-Notion-Request-Id", "X-Slack-Req-Id", "X-Goog-Request-Id"}
-
-func requestID(h http.Header) string {
-	for _, k := range requestIDHeaders {
-		if v := h.Get(k); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// recorder keeps the last response's status, headers and body copy.
-type recorder struct {
-	base   http.RoundTripper
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (rc *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := rc.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	rc.status, rc.header, rc.body = resp.StatusCode, resp.Header.Clone(), b
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
 }

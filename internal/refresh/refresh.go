@@ -23,7 +23,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -38,6 +37,7 @@ import (
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/classify"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/httprec"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
@@ -411,7 +411,7 @@ type outcome struct {
 // call makes one refresh request with x/oauth2 and records the response.
 func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Loaded) outcome {
 	start := r.cfg.Clock.Now()
-	rec := &recorder{base: r.cfg.Transport}
+	rec := &httprec.Recorder{Base: r.cfg.Transport}
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
 	cctx = context.WithValue(cctx, oauth2.HTTPClient, &http.Client{Transport: rec})
@@ -423,26 +423,26 @@ func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Load
 	sent := l.RefreshToken.Reveal()
 	tok, err := cfg.TokenSource(cctx, &oauth2.Token{RefreshToken: sent, Expiry: time.Unix(1, 0)}).Token()
 	received := r.cfg.Clock.Now()
-	out := outcome{status: rec.status, requestID: requestID(rec.header)}
-	if rec.header != nil && rec.header.Get("Age") == "" {
-		if d, perr := http.ParseTime(rec.header.Get("Date")); perr == nil {
+	out := outcome{status: rec.Status, requestID: rec.RequestID()}
+	if rec.Header != nil && rec.Header.Get("Age") == "" {
+		if d, perr := http.ParseTime(rec.Header.Get("Date")); perr == nil {
 			out.skew, out.skewKnown = d.Sub(received).Round(time.Second), true
 		}
 	}
 	// Slack answers refresh failures with HTTP 200 {"ok":false}: a "success"
 	// to x/oauth2 that is no token.
-	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.body, []byte(`"ok":false`))) {
+	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {
 		err = errors.New("provider answered without an access token")
 	}
 	outcomeName := "success"
 	if err != nil {
 		out.err = err
-		if rec.status == 0 {
+		if rec.Status == 0 {
 			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: 503, Header: http.Header{}, Now: received})
 			out.description = "no response: " + err.Error()
 		} else {
-			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.status, Header: rec.header, Body: rec.body, Now: received})
-			out.description = descriptionOf(rec.body)
+			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
+			out.description = descriptionOf(rec.Body)
 		}
 		outcomeName = string(out.class.Class)
 	} else {
@@ -484,17 +484,6 @@ func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Load
 	return out
 }
 
-var requestIDHeaders = []string{"X-Request-Id", "X-Notion-Request-Id", "X-Slack-Req-Id", "X-Goog-Request-Id", "Request-Id"}
-
-func requestID(h http.Header) string {
-	for _, k := range requestIDHeaders {
-		if v := h.Get(k); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // descriptionOf extracts a provider's error description for the event log
 // (never the whole body, which could echo a token).
 func descriptionOf(body []byte) string {
@@ -516,28 +505,4 @@ func descriptionOf(body []byte) string {
 		return string(rest[:k])
 	}
 	return ""
-}
-
-// recorder keeps the last response's status, headers and a copy of its body
-// (capped), which x/oauth2 does not expose on every path.
-type recorder struct {
-	base   http.RoundTripper
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (rc *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := rc.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	rc.status, rc.header, rc.body = resp.StatusCode, resp.Header.Clone(), b
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
 }

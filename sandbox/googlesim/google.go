@@ -373,35 +373,12 @@ func grantedSubset(requested, chosen []string) []string {
 // consent receives the consent page's form.
 func (s *Sim) consent(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	if err := r.ParseForm(); err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Google", "invalid_request", "Malformed form.")
-		return
-	}
-	q, ok := s.core.TakePending(r.PostForm.Get("pending"))
+	c, ok := s.core.ReadConsent(w, r, oauthcore.ConsentOptions{Provider: "Google", RequireEmail: true})
 	if !ok {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Google", "invalid_request", "This sign-in request expired or was already used. Start again from the app.")
 		return
 	}
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusUnauthorized, "Google", "invalid_client", "The OAuth client was not found.")
-		return
-	}
-	if r.PostForm.Get("decision") == "deny" {
-		params := url.Values{"error": {"access_denied"}}
-		if st := q.Get("state"); st != "" {
-			params.Set("state", st)
-		}
-		oauthcore.RedirectWith(w, r, q.Get("redirect_uri"), params)
-		return
-	}
-	email := strings.TrimSpace(r.PostForm.Get("account"))
-	if !strings.Contains(email, "@") {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Google", "invalid_request", "Enter an email address.")
-		return
-	}
-	requested := normalizeScopes(strings.Fields(q.Get("scope")))
-	s.finish(w, r, q, client, s.AccountFor(email), grantedSubset(requested, r.PostForm["scope"]), 0)
+	requested := normalizeScopes(strings.Fields(c.Params.Get("scope")))
+	s.finish(w, r, c.Params, c.Client, s.AccountFor(c.Account), grantedSubset(requested, c.Form["scope"]), 0)
 }
 
 // finish issues the code for an approved authorization and redirects back.

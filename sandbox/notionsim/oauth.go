@@ -64,34 +64,11 @@ func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) consent(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	if err := r.ParseForm(); err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Notion", "invalid_request", "Malformed form.")
-		return
-	}
-	q, ok := s.core.TakePending(r.PostForm.Get("pending"))
+	c, ok := s.core.ReadConsent(w, r, oauthcore.ConsentOptions{Provider: "Notion", RequireEmail: true})
 	if !ok {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Notion", "invalid_request", "This request expired. Start again from the app.")
 		return
 	}
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Notion", "invalid_client", "Missing or invalid client_id.")
-		return
-	}
-	if r.PostForm.Get("decision") == "deny" {
-		v := url.Values{"error": {"access_denied"}}
-		if st := q.Get("state"); st != "" {
-			v.Set("state", st)
-		}
-		oauthcore.RedirectWith(w, r, q.Get("redirect_uri"), v)
-		return
-	}
-	email := strings.TrimSpace(r.PostForm.Get("account"))
-	if !strings.Contains(email, "@") {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Notion", "invalid_request", "Enter an email address.")
-		return
-	}
-	s.finish(w, r, q, client, email, r.PostForm.Get("workspace"), r.PostForm["resource"], AllCapabilities)
+	s.finish(w, r, c.Params, c.Client, c.Account, c.Form.Get("workspace"), c.Form["resource"], AllCapabilities)
 }
 
 // finish installs the integration (a bot per client, workspace and user),

@@ -3,6 +3,8 @@ package oauthcore
 import (
 	"html/template"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // ConsentPage is what the emulated provider's consent screen shows. The
@@ -74,3 +76,60 @@ var errTmpl = template.Must(template.New("err").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Error {{.Status}}: {{.Code}}</title></head>
 <body><h1>{{.Provider}}: access blocked</h1><p id="error">Error {{.Status}}: {{.Code}}</p><p>{{.Message}}</p></body></html>
 `))
+
+// ConsentSubmission is a submitted consent form that chose Allow.
+type ConsentSubmission struct {
+	// Params is the original authorization request.
+	Params url.Values
+	Client *Client
+	// Account is the typed account (an email where the provider needs one).
+	Account string
+	Form    url.Values
+}
+
+// ConsentOptions says how one provider treats its consent form.
+type ConsentOptions struct {
+	Provider string // shown on error pages
+	// RequireEmail refuses an account that is not an email address.
+	RequireEmail bool
+	// DenyDescription is sent as error_description with access_denied.
+	DenyDescription string
+}
+
+// ReadConsent handles what every provider's consent form shares: the pending
+// request, its client, the Cancel button (access_denied back to the client,
+// with its state) and the account field. It reports false after answering
+// the request itself.
+func (s *Server) ReadConsent(w http.ResponseWriter, r *http.Request, o ConsentOptions) (*ConsentSubmission, bool) {
+	if err := r.ParseForm(); err != nil {
+		ErrorPage(w, http.StatusBadRequest, o.Provider, "invalid_request", "Malformed form.")
+		return nil, false
+	}
+	q, ok := s.TakePending(r.PostForm.Get("pending"))
+	if !ok {
+		ErrorPage(w, http.StatusBadRequest, o.Provider, "invalid_request", "This sign-in request expired or was already used. Start again from the app.")
+		return nil, false
+	}
+	client, err := s.Client(q.Get("client_id"))
+	if err != nil {
+		ErrorPage(w, http.StatusUnauthorized, o.Provider, "invalid_client", "The OAuth client was not found.")
+		return nil, false
+	}
+	if r.PostForm.Get("decision") == "deny" {
+		v := url.Values{"error": {"access_denied"}}
+		if o.DenyDescription != "" {
+			v.Set("error_description", o.DenyDescription)
+		}
+		if st := q.Get("state"); st != "" {
+			v.Set("state", st)
+		}
+		RedirectWith(w, r, q.Get("redirect_uri"), v)
+		return nil, false
+	}
+	account := strings.TrimSpace(r.PostForm.Get("account"))
+	if account == "" || (o.RequireEmail && !strings.Contains(account, "@")) {
+		ErrorPage(w, http.StatusBadRequest, o.Provider, "invalid_request", "Enter an email address.")
+		return nil, false
+	}
+	return &ConsentSubmission{Params: q, Client: client, Account: account, Form: r.PostForm}, true
+}

@@ -170,40 +170,17 @@ func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) consent(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	if err := r.ParseForm(); err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "OIDC", "invalid_request", "Malformed form.")
-		return
-	}
-	q, ok := s.core.TakePending(r.PostForm.Get("pending"))
+	c, ok := s.core.ReadConsent(w, r, oauthcore.ConsentOptions{Provider: "OIDC", DenyDescription: "The resource owner or authorization server denied the request."})
 	if !ok {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "OIDC", "invalid_request", "The login request expired or was already used.")
-		return
-	}
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusUnauthorized, "OIDC", "invalid_client", "Unknown client.")
-		return
-	}
-	if r.PostForm.Get("decision") == "deny" {
-		v := url.Values{"error": {"access_denied"}, "error_description": {"The resource owner or authorization server denied the request."}}
-		if st := q.Get("state"); st != "" {
-			v.Set("state", st)
-		}
-		oauthcore.RedirectWith(w, r, q.Get("redirect_uri"), v)
-		return
-	}
-	email := strings.TrimSpace(r.PostForm.Get("account"))
-	if email == "" {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "OIDC", "invalid_request", "Enter an account.")
 		return
 	}
 	var granted []string
-	for _, sc := range strings.Fields(q.Get("scope")) {
-		if slices.Contains(r.PostForm["scope"], sc) {
+	for _, sc := range strings.Fields(c.Params.Get("scope")) {
+		if slices.Contains(c.Form["scope"], sc) {
 			granted = append(granted, sc)
 		}
 	}
-	s.finish(w, r, q, client, email, granted, 0)
+	s.finish(w, r, c.Params, c.Client, c.Account, granted, 0)
 }
 
 func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, client *oauthcore.Client, email string, granted []string, ttl time.Duration) {

@@ -241,34 +241,11 @@ func intersect(a, b []string) []string {
 
 func (s *Sim) consent(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	if err := r.ParseForm(); err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "invalid_request", "Malformed form.")
-		return
-	}
-	q, ok := s.core.TakePending(r.PostForm.Get("pending"))
+	c, ok := s.core.ReadConsent(w, r, oauthcore.ConsentOptions{Provider: "Slack", RequireEmail: true})
 	if !ok {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "invalid_request", "This request expired. Start again from the app.")
 		return
 	}
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "invalid_client_id", "This app's client ID is invalid.")
-		return
-	}
-	if r.PostForm.Get("decision") == "deny" {
-		v := url.Values{"error": {"access_denied"}}
-		if st := q.Get("state"); st != "" {
-			v.Set("state", st)
-		}
-		oauthcore.RedirectWith(w, r, q.Get("redirect_uri"), v)
-		return
-	}
-	email := strings.TrimSpace(r.PostForm.Get("account"))
-	if !strings.Contains(email, "@") {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "invalid_request", "Enter an email address.")
-		return
-	}
-	s.finish(w, r, q, client, email, r.PostForm.Get("workspace"), splitScopes(q.Get("scope")), splitScopes(q.Get("user_scope")), 0)
+	s.finish(w, r, c.Params, c.Client, c.Account, c.Form.Get("workspace"), splitScopes(c.Params.Get("scope")), splitScopes(c.Params.Get("user_scope")), 0)
 }
 
 func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, client *oauthcore.Client, email, teamName string, bot, user []string, ttl time.Duration) {

@@ -1,0 +1,56 @@
+// Package httprec records provider responses for the broker and the
+// refresher: status, headers and a capped copy of the body of the last
+// response a client saw, which golang.org/x/oauth2 does not expose on every
+// path (Slack's HTTP-200 errors, the Date header for clock skew, request ids).
+// It must never log what it records; callers decide what to keep.
+package httprec
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+)
+
+// Recorder is an http.RoundTripper that keeps the last response. Use one per
+// provider call; it is not safe for concurrent requests.
+type Recorder struct {
+	Base   http.RoundTripper
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// MaxBody caps what is kept of a response body.
+const MaxBody = 1 << 20
+
+// RoundTrip forwards the request and keeps a copy of the response.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := r.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.Status, r.Header, r.Body = resp.StatusCode, resp.Header.Clone(), b
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
+}
+
+var requestIDHeaders = []string{"X-Request-Id", "X-Notion-Request-Id", "X-Slack-Req-Id", "X-Goog-Request-Id", "Request-Id"}
+
+// RequestID returns the provider's request id from the recorded headers.
+func (r *Recorder) RequestID() string {
+	for _, k := range requestIDHeaders {
+		if v := r.Header.Get(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -410,11 +410,15 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
 	if tok.ExpiresIn > 0 {
 		exp = received.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
+	skew, skewKnown := rec.ClockSkew(received)
+	if skewKnown && (skew > 30*time.Second || skew < -30*time.Second) {
+		b.cfg.Logger.Warn("provider clock skew", slog.String("provider", p.Name), slog.Float64("clock_skew_seconds", skew.Seconds()))
+	}
 	cred, created, err := b.cfg.Vault.Import(ctx, vault.ImportParams{
 		TenantID: s.TenantID, UserID: s.UserID, Provider: p.Name, WorkspaceID: id.workspace, Subject: id.subject, Email: id.email,
 		AccountType: id.accountType, Domain: id.domain, Scopes: granted, RequestedScopes: s.RequestedScopes, TokenType: tok.TokenType,
 		AccessToken: secret.New(tok.AccessToken), RefreshToken: secret.New(tok.RefreshToken), ExpiresAt: exp,
-		Actor: "connect:" + s.ID, Source: "connect", ReconnectID: s.CredentialID,
+		Actor: "connect:" + s.ID, Source: "connect", ReconnectID: s.CredentialID, ClockSkew: skew, SkewKnown: skewKnown,
 	})
 	var mm *vault.IdentityMismatchError
 	if errors.As(err, &mm) {

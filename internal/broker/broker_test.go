@@ -303,3 +303,17 @@ func TestDisconnectRevokesAtProvider(t *testing.T) {
 	}
 	_ = url.Values{}
 }
+
+// TestSkewMeasuredAtConnect: the code exchange's Date header is compared too.
+func TestSkewMeasuredAtConnect(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	if err := f.sb().InjectFault(sandbox.Fault{Provider: "google", Fault: "clock_offset", OffsetSeconds: -90}); err != nil {
+		t.Fatal(err)
+	}
+	_, res := f.connect(t, map[string]any{"user_id": "u1", "provider": "google"}, sandbox.Choice{Account: "cal@acme.example"})
+	c := credOf(t, res)
+	if c["clock_skew_seconds"] != float64(-90) {
+		t.Fatalf("clock skew %v; want -90", c["clock_skew_seconds"])
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"time"
 )
 
 // Recorder is an http.RoundTripper that keeps the last response. Use one per
@@ -53,4 +54,19 @@ func (r *Recorder) RequestID() string {
 		}
 	}
 	return ""
+}
+
+// ClockSkew is the provider's Date header minus received (our clock when
+// the response arrived), to the second. It is unknown (false) without a
+// parseable Date, and for a response served from a cache (an Age header),
+// whose Date is old by design.
+func (r *Recorder) ClockSkew(received time.Time) (time.Duration, bool) {
+	if r.Header == nil || r.Header.Get("Age") != "" {
+		return 0, false
+	}
+	d, err := http.ParseTime(r.Header.Get("Date"))
+	if err != nil {
+		return 0, false
+	}
+	return d.Sub(received).Round(time.Second), true
 }

@@ -166,7 +166,7 @@ func (r *Refresher) Token(ctx context.Context, req Request) (*Token, error) {
 	if req.MinValid <= 0 {
 		req.MinValid = DefaultMinValid
 	}
-	l, err := r.cfg.Vault.Load(ctx, req.TenantID, req.ID)
+	l, err := r.cfg.Vault.LoadAccess(ctx, req.TenantID, req.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -424,11 +424,7 @@ func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Load
 	tok, err := cfg.TokenSource(cctx, &oauth2.Token{RefreshToken: sent, Expiry: time.Unix(1, 0)}).Token()
 	received := r.cfg.Clock.Now()
 	out := outcome{status: rec.Status, requestID: rec.RequestID()}
-	if rec.Header != nil && rec.Header.Get("Age") == "" {
-		if d, perr := http.ParseTime(rec.Header.Get("Date")); perr == nil {
-			out.skew, out.skewKnown = d.Sub(received).Round(time.Second), true
-		}
-	}
+	out.skew, out.skewKnown = rec.ClockSkew(received)
 	// Slack answers refresh failures with HTTP 200 {"ok":false}: a "success"
 	// to x/oauth2 that is no token.
 	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {

@@ -40,6 +40,10 @@ type ImportParams struct {
 	Source string
 	// RequestedScopes are what was asked for (connect); nil uses Scopes.
 	RequestedScopes []string
+	// ClockSkew is the provider's clock minus ours at the token response,
+	// when SkewKnown.
+	ClockSkew time.Duration
+	SkewKnown bool
 	// ReconnectID, when set, must be the credential this identity lands in:
 	// a different provider account is refused with *IdentityMismatchError
 	// and the credential is left as it was (but for the event).
@@ -215,6 +219,9 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 			RefreshToken:         v.seal(id, FieldRefreshToken, p.RefreshToken), RefreshTokenFP: p.RefreshToken.Fingerprint(),
 			Status: authgate.CredentialStatusActive, Version: 1, CreatedAt: now, UpdatedAt: now,
 		}
+		if p.SkewKnown {
+			rec.ClockSkew, rec.ClockSkewAt = p.ClockSkew, now
+		}
 		if err := q.CredentialInsert(ctx, rec); err != nil {
 			return authgate.Credential{}, false, err
 		}
@@ -245,6 +252,9 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 	}
 	rec.Status, rec.StatusReason = authgate.CredentialStatusActive, authgate.StatusReasonNone
 	rec.UpdatedAt = now
+	if p.SkewKnown {
+		rec.ClockSkew, rec.ClockSkewAt = p.ClockSkew, now
+	}
 	if err := q.CredentialUpdateCAS(ctx, rec); err != nil {
 		return authgate.Credential{}, false, err
 	}

@@ -95,6 +95,20 @@ func (v *Vault) Load(ctx context.Context, tenant authgate.TenantID, id authgate.
 	return v.decrypt(rec)
 }
 
+// LoadAccess is Load without decrypting the refresh token: the token API's
+// hot path needs only the access token. RefreshToken stays empty.
+func (v *Vault) LoadAccess(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) (*Loaded, error) {
+	rec, err := v.get(ctx, v.store, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	at, err := v.open(rec.ID, FieldAccessToken, rec.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	return &Loaded{Credential: Public(rec), AccessToken: at}, nil
+}
+
 func (v *Vault) decrypt(rec *storage.Credential) (*Loaded, error) {
 	at, err := v.open(rec.ID, FieldAccessToken, rec.AccessToken)
 	if err != nil {

@@ -1,14 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestTwoProcessesOneRefresh: two `authgate serve` processes on one SQLite
@@ -17,10 +23,22 @@ import (
 // refresh: the lease on the row makes the other process wait and re-read.
 func TestTwoProcessesOneRefresh(t *testing.T) {
 	t.Parallel()
+	oneRefreshAcrossProcesses(t, t.TempDir())
+}
+
+// TestTwoProcessesOneRefreshPostgres is the same with both processes on one
+// PostgreSQL database (the platform deployment).
+func TestTwoProcessesOneRefreshPostgres(t *testing.T) {
+	t.Parallel()
+	oneRefreshAcrossProcesses(t, t.TempDir(), "AUTHGATE_DB="+postgresSchema(t))
+}
+
+func oneRefreshAcrossProcesses(t *testing.T, dir string, env ...string) {
 	sb := startSandbox(t)
-	dir := t.TempDir()
-	a := serve(t, dir, "AUTHGATE_SANDBOX_URL="+sb)
-	b := serve(t, dir, "AUTHGATE_SANDBOX_URL="+sb)
+	env = append(env, "AUTHGATE_SANDBOX_URL="+sb)
+	a := serve(t, dir, env...)
+	b := serve(t, dir, env...)
+
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 
 	// Real sandbox tokens, imported with an access token that already expired.
@@ -109,4 +127,55 @@ func TestTwoProcessesOneRefresh(t *testing.T) {
 	if counters["google"].Refreshes != 1 {
 		t.Fatalf("the provider saw %d refreshes; want exactly 1", counters["google"].Refreshes)
 	}
+	// On PostgreSQL, prove the processes really shared that database.
+	for _, kv := range env {
+		if db, ok := strings.CutPrefix(kv, "AUTHGATE_DB="); ok {
+			conn, err := pgx.Connect(context.Background(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var version int
+			err = conn.QueryRow(context.Background(), "SELECT version FROM credentials WHERE id = $1", cred.ID).Scan(&version)
+			conn.Close(context.Background())
+			if err != nil || version != 2 {
+				t.Fatalf("credential in PostgreSQL: version %d, %v; want 2 (imported, refreshed once)", version, err)
+			}
+		}
+	}
+}
+
+// postgresSchema creates a fresh schema in the test database and returns a
+// URL whose search_path selects it; the schema is dropped after the test.
+func postgresSchema(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("AUTHGATE_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s: %v", base, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "e2e_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/storage/pgstore"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
@@ -36,7 +38,8 @@ import (
 type Config struct {
 	// Addr is where Serve listens (default 127.0.0.1:8080: loopback only).
 	Addr string
-	// Database is "sqlite:PATH" (default "sqlite:authgate.db").
+	// Database is "sqlite:PATH" (default "sqlite:authgate.db") or a
+	// "postgres://…" URL (several processes serving one platform).
 	Database string
 	// MasterKeys is "id:base64[,id:base64…]", primary first. When empty,
 	// keys come from KeyFile.
@@ -148,8 +151,10 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr)
 	}
-	if _, err := sqlitePath(c.Database); err != nil {
-		return err
+	if !isPostgres(c.Database) {
+		if _, err := sqlitePath(c.Database); err != nil {
+			return err
+		}
 	}
 	if c.MasterKeys != "" {
 		if _, err := keyring.Parse(c.MasterKeys); err != nil {
@@ -171,20 +176,31 @@ func sqlitePath(db string) (string, error) {
 		return "", fmt.Errorf("database %q: want sqlite:PATH", db)
 	case scheme == "sqlite" && rest != "":
 		return strings.TrimPrefix(rest, "//"), nil
-	case scheme == "postgres" || scheme == "postgresql":
-		return "", fmt.Errorf("database %q: PostgreSQL is not supported yet; use sqlite:PATH", redactURL(db))
 	}
-	return "", fmt.Errorf("database %q: want sqlite:PATH", redactURL(db))
+	return "", fmt.Errorf("database %q: want sqlite:PATH or postgres://…", redactURL(db))
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
 // redactURL hides a password in a database URL.
 func redactURL(s string) string {
-	if at := strings.LastIndex(s, "@"); at > 0 {
-		if scheme := strings.Index(s, "://"); scheme >= 0 && scheme < at {
-			return s[:scheme+3] + "…@" + s[at+1:]
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		if strings.Contains(s, "@") || strings.Contains(strings.ToLower(s), "password") {
+			return "(unparseable database URL)"
+		}
+		return s
+	}
+	q := u.Query()
+	for k := range q {
+		if secret.SensitiveKey(k) || strings.EqualFold(k, "pass") {
+			q.Set(k, "xxxxx")
 		}
 	}
-	return s
+	u.RawQuery = q.Encode()
+	return u.Redacted()
 }
 
 // Core is the domain without HTTP: what operator commands (creds, keys,
@@ -213,7 +229,7 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	}
 	path, _ := sqlitePath(cfg.Database)
 	if opts.MustExist {
-		if _, err := os.Stat(path); err != nil {
+		if _, err := os.Stat(path); err != nil && !isPostgres(cfg.Database) {
 			return nil, fmt.Errorf("database %s not found (run authgate serve first, or pass --db)", path)
 		}
 		if cfg.MasterKeys == "" {
@@ -226,9 +242,14 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	if err != nil {
 		return nil, err
 	}
-	store, err := sqlitestore.Open(ctx, path)
+	var store storage.Store
+	if isPostgres(cfg.Database) {
+		store, err = pgstore.Open(ctx, cfg.Database, pgstore.Options{})
+	} else {
+		store, err = sqlitestore.Open(ctx, path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.Database), err)
 	}
 	return &Core{
 		Store: store, Keys: keys, Clock: cfg.Clock, Logger: cfg.Logger,
@@ -417,7 +438,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 			return err
 		}
 	}
-	s.cfg.Logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", s.cfg.Database), slog.String("public_url", s.PublicURL()))
+	s.cfg.Logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", redactURL(s.cfg.Database)), slog.String("public_url", s.PublicURL()))
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -1,0 +1,173 @@
+// Package pgstore is the PostgreSQL storage backend (jackc/pgx/v5), for
+// several authgate processes serving one platform. It passes the same
+// conformance suite as sqlitestore: compare-and-swap on a version, leases
+// taken with a conditional UPDATE (row locks make exactly one taker win),
+// slot uniqueness from a UNIQUE constraint, append-only events enforced by a
+// trigger. Migrations are numbered like sqlitestore's, embedded, forward-only,
+// and applied under an advisory lock so concurrent starts apply each once.
+//
+// It must never decrypt, log or interpret secrets; it stores sealed bytes.
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authgate/authgate/internal/storage"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a PostgreSQL-backed storage.Store.
+type Store struct {
+	queries
+	pool *pgxpool.Pool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Options tunes Open.
+type Options struct {
+	// Schema, when set, is created if missing and used as the search path
+	// (tests use a schema each).
+	Schema string
+}
+
+// Open connects to dsn (a postgres:// URL or key=value string) and applies
+// pending migrations.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if o.Schema != "" {
+		if !validSchema(o.Schema) {
+			return nil, fmt.Errorf("postgres: schema %q: use letters, digits and _", o.Schema)
+		}
+		cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if o.Schema != "" {
+		if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+o.Schema); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: create schema: %w", err)
+		}
+	}
+	s := &Store{queries: queries{db: pool}, pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return s, nil
+}
+
+func validSchema(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Tx runs fn in one READ COMMITTED transaction. Compare-and-swap updates and
+// leases are single conditional UPDATEs, which row locks make safe at this
+// level; a unique violation surfaces as storage.ErrConflict for the caller
+// to retry.
+func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(queries{db: tx}); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", mapErr(err))
+	}
+	return nil
+}
+
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return fmt.Errorf("%w: %v", storage.ErrConflict, err)
+	}
+	return err
+}
+
+// migrationLock is the advisory lock key serialising migrations.
+const migrationLock = 0x61757468 // "auth"
+
+func (s *Store) migrate(ctx context.Context) error {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	return s.Tx(ctx, func(q storage.Queries) error {
+		db := q.(queries).db
+		if _, err := db.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		for _, f := range files {
+			name := strings.TrimPrefix(f, "migrations/")
+			num, _, _ := strings.Cut(name, "_")
+			version, err := strconv.Atoi(num)
+			if err != nil {
+				return fmt.Errorf("migration %s: name must start with a number", name)
+			}
+			var n int
+			if err := db.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			body, err := migrations.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			if _, err := db.Exec(ctx, string(body)); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if _, err := db.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -189,7 +189,10 @@ func (r *Refresher) Token(ctx context.Context, req Request) (*Token, error) {
 	if r.fresh(l, p, req.MinValid) {
 		return tokenOf(l, false), nil
 	}
-	key := string(req.TenantID) + "/" + string(req.ID)
+	// Callers asking for the same window share one flight; a caller with a
+	// longer window runs its own, which the lease orders after any other
+	// refresh so it re-reads first and refreshes only if still needed.
+	key := string(req.TenantID) + "/" + string(req.ID) + "/" + req.MinValid.String()
 	ch := r.sf.DoChan(key, func() (any, error) {
 		// The shared refresh outlives any one caller's context.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LeaseTTL*3)

@@ -352,6 +352,37 @@ func TestFreshTokenIsServedWithoutRefresh(t *testing.T) {
 	}
 }
 
+// TestDifferentWindows: concurrent callers with different windows on a token
+// that satisfies only some of them are all served, with one refresh.
+func TestDifferentWindows(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	cred := f.grant(t, "google", "win@acme.example", 0, "openid")
+	f.clock.Advance(50 * time.Minute) // 599 s left
+	var wg sync.WaitGroup
+	results := make([]tokenResult, 40)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := `{"min_valid_seconds":300}`
+			if i%2 == 1 {
+				body = `{"min_valid_seconds":1800}`
+			}
+			results[i] = f.token(t, http.DefaultClient, cred.ID, body)
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.status != 200 {
+			t.Fatalf("request %d: %d %v", i, r.status, r.body)
+		}
+	}
+	if c := f.sb().Counters()["google"]; c.Refreshes != 1 {
+		t.Fatalf("%d refreshes; want exactly 1", c.Refreshes)
+	}
+}
+
 // BenchmarkTokenFresh is the hot path: the stored token is fresh.
 func BenchmarkTokenFresh(b *testing.B) {
 	f := start(b)

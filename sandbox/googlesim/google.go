@@ -260,25 +260,14 @@ func validScope(sc string) bool { return identityScope(sc) || slices.Contains(kn
 // consent page.
 func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	q := r.URL.Query()
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusUnauthorized, "Google", "invalid_client", "The OAuth client was not found.")
+	ar, ok := s.core.StartAuthorize(w, r, oauthcore.AuthorizeOptions{Provider: "Google",
+		UnknownClient: oauthcore.PageError{Status: http.StatusUnauthorized, Code: "invalid_client", Message: "The OAuth client was not found."},
+		BadRedirect:   oauthcore.PageError{Status: http.StatusBadRequest, Code: "redirect_uri_mismatch", Message: "You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy. If you're the app developer, register the redirect URI in the Google Cloud Console."}})
+	if !ok {
 		return
 	}
-	redirect := q.Get("redirect_uri")
-	if !client.RedirectAllowed(redirect) {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Google", "redirect_uri_mismatch",
-			"You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy. If you're the app developer, register the redirect URI in the Google Cloud Console.")
-		return
-	}
-	state := q.Get("state")
-	back := func(params url.Values) {
-		if state != "" {
-			params.Set("state", state)
-		}
-		oauthcore.RedirectWith(w, r, redirect, params)
-	}
+	q, client := ar.Params, ar.Client
+	back := func(v url.Values) { ar.Back(w, r, v) }
 	if q.Get("response_type") != "code" {
 		back(url.Values{"error": {"unsupported_response_type"}})
 		return

@@ -13,23 +13,14 @@ import (
 
 func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	q := r.URL.Query()
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Notion", "invalid_client", "Missing or invalid client_id.")
+	ar, ok := s.core.StartAuthorize(w, r, oauthcore.AuthorizeOptions{Provider: "Notion",
+		UnknownClient: oauthcore.PageError{Status: http.StatusBadRequest, Code: "invalid_client", Message: "Missing or invalid client_id."},
+		BadRedirect:   oauthcore.PageError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "Invalid redirect_uri."}})
+	if !ok {
 		return
 	}
-	redirect := q.Get("redirect_uri")
-	if !client.RedirectAllowed(redirect) {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Notion", "invalid_request", "Invalid redirect_uri.")
-		return
-	}
-	back := func(v url.Values) {
-		if st := q.Get("state"); st != "" {
-			v.Set("state", st)
-		}
-		oauthcore.RedirectWith(w, r, redirect, v)
-	}
+	q, client := ar.Params, ar.Client
+	back := func(v url.Values) { ar.Back(w, r, v) }
 	if q.Get("response_type") != "code" {
 		back(url.Values{"error": {"unsupported_response_type"}})
 		return

@@ -133,3 +133,52 @@ func (s *Server) ReadConsent(w http.ResponseWriter, r *http.Request, o ConsentOp
 	}
 	return &ConsentSubmission{Params: q, Client: client, Account: account, Form: r.PostForm}, true
 }
+
+// PageError is a provider-hosted error page's status, code and message.
+type PageError struct {
+	Status        int
+	Code, Message string
+}
+
+// AuthorizeOptions carries a provider's own texts for the errors every
+// authorization endpoint checks first.
+type AuthorizeOptions struct {
+	Provider      string
+	UnknownClient PageError
+	BadRedirect   PageError
+}
+
+// AuthorizeRequest is a validated authorization request.
+type AuthorizeRequest struct {
+	Params   url.Values
+	Client   *Client
+	Redirect string
+}
+
+// StartAuthorize does what every authorization endpoint does first: the
+// client must exist and the redirect URI must be one of its own. Errors about
+// either are shown on the provider's page and never reach the redirect URI
+// (RFC 6749 §4.1.2.1). It reports false after answering the request itself.
+func (s *Server) StartAuthorize(w http.ResponseWriter, r *http.Request, o AuthorizeOptions) (*AuthorizeRequest, bool) {
+	q := r.URL.Query()
+	client, err := s.Client(q.Get("client_id"))
+	if err != nil {
+		ErrorPage(w, o.UnknownClient.Status, o.Provider, o.UnknownClient.Code, o.UnknownClient.Message)
+		return nil, false
+	}
+	redirect := q.Get("redirect_uri")
+	if !client.RedirectAllowed(redirect) {
+		ErrorPage(w, o.BadRedirect.Status, o.Provider, o.BadRedirect.Code, o.BadRedirect.Message)
+		return nil, false
+	}
+	return &AuthorizeRequest{Params: q, Client: client, Redirect: redirect}, true
+}
+
+// Back sends the user agent to the client's redirect URI with v and the
+// request's state.
+func (a *AuthorizeRequest) Back(w http.ResponseWriter, r *http.Request, v url.Values) {
+	if st := a.Params.Get("state"); st != "" {
+		v.Set("state", st)
+	}
+	RedirectWith(w, r, a.Redirect, v)
+}

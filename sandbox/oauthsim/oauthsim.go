@@ -121,23 +121,14 @@ func subject(email string) string { return "user:" + strings.ToLower(strings.Tri
 
 func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	q := r.URL.Query()
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusUnauthorized, "OIDC", "invalid_client", "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method).")
+	ar, ok := s.core.StartAuthorize(w, r, oauthcore.AuthorizeOptions{Provider: "OIDC",
+		UnknownClient: oauthcore.PageError{Status: http.StatusUnauthorized, Code: "invalid_client", Message: "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method)."},
+		BadRedirect:   oauthcore.PageError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls."}})
+	if !ok {
 		return
 	}
-	redirect := q.Get("redirect_uri")
-	if !client.RedirectAllowed(redirect) {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "OIDC", "invalid_request", "The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls.")
-		return
-	}
-	back := func(v url.Values) {
-		if st := q.Get("state"); st != "" {
-			v.Set("state", st)
-		}
-		oauthcore.RedirectWith(w, r, redirect, v)
-	}
+	q, client := ar.Params, ar.Client
+	back := func(v url.Values) { ar.Back(w, r, v) }
 	if q.Get("response_type") != "code" {
 		back(url.Values{"error": {"unsupported_response_type"}, "error_description": {"The authorization server does not support obtaining a token using this method."}})
 		return

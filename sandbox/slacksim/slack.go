@@ -184,28 +184,20 @@ func splitScopes(s string) []string {
 
 func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 	oauthcore.SetDate(w, s.providerNow())
-	q := r.URL.Query()
-	client, err := s.core.Client(q.Get("client_id"))
-	if err != nil {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "invalid_client_id", "This app's client ID is invalid.")
+	ar, ok := s.core.StartAuthorize(w, r, oauthcore.AuthorizeOptions{Provider: "Slack",
+		UnknownClient: oauthcore.PageError{Status: http.StatusBadRequest, Code: "invalid_client_id", Message: "This app's client ID is invalid."},
+		BadRedirect:   oauthcore.PageError{Status: http.StatusBadRequest, Code: "bad_redirect_uri", Message: "The redirect_uri doesn't match what's configured for this app."}})
+	if !ok {
 		return
 	}
-	redirect := q.Get("redirect_uri")
-	if !client.RedirectAllowed(redirect) {
-		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "bad_redirect_uri", "The redirect_uri doesn't match what's configured for this app.")
-		return
-	}
+	q, client := ar.Params, ar.Client
 	if len(splitScopes(q.Get("scope"))) == 0 && len(splitScopes(q.Get("user_scope"))) == 0 {
 		oauthcore.ErrorPage(w, http.StatusBadRequest, "Slack", "invalid_scope", "No scopes were requested.")
 		return
 	}
 	if p, ok := s.core.CurrentPreset(); ok {
 		if p.Deny {
-			v := url.Values{"error": {"access_denied"}}
-			if st := q.Get("state"); st != "" {
-				v.Set("state", st)
-			}
-			oauthcore.RedirectWith(w, r, redirect, v)
+			ar.Back(w, r, url.Values{"error": {"access_denied"}})
 			return
 		}
 		bot := splitScopes(q.Get("scope"))

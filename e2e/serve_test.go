@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServeZeroConfig: `authgate serve` in an empty directory creates its
@@ -134,5 +136,63 @@ func TestMasterKeysFromEnvironment(t *testing.T) {
 	}
 	if _, stderr, code := cliEnv(t, dir, []string{"AUTHGATE_MASTER_KEYS=k1:short"}, "creds", "list"); code == 0 || !strings.Contains(stderr, "master keys") {
 		t.Fatalf("malformed AUTHGATE_MASTER_KEYS: exit %d %s", code, stderr)
+	}
+}
+
+// TestKeyRotationWhileServing: `keys rotate --generate` re-encrypts under a
+// new key while serve runs; the running server follows the key file and
+// keeps serving tokens without a restart, also once the old key is gone.
+func TestKeyRotationWhileServing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := serve(t, dir)
+	hc := &http.Client{}
+	exp := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	imp := call(t, hc, "POST", p.URL+"/v1/credentials/import", p.AdminKey,
+		`{"user_id":"u","provider":"google","subject":"s","access_token":"ya29.rotating","refresh_token":"1//r","expires_at":"`+exp+`"}`)
+	var cred struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(imp.body), &cred); err != nil || imp.status != 201 {
+		t.Fatalf("import %d %s", imp.status, imp.body)
+	}
+	token := func() apiResult {
+		return call(t, hc, "POST", p.URL+"/v1/credentials/"+cred.ID+"/token", p.AdminKey, `{}`)
+	}
+	if r := token(); r.status != 200 {
+		t.Fatalf("token before rotation %d %s", r.status, r.body)
+	}
+	out, stderr, code := cli(t, dir, "keys", "rotate", "--generate")
+	if code != 0 || !strings.Contains(out, "remaining on other keys 0") {
+		t.Fatalf("rotate: %d %s %s", code, out, stderr)
+	}
+	if r := token(); r.status != 200 || !strings.Contains(r.body, "ya29.rotating") {
+		t.Fatalf("token after rotation, no restart: %d %s", r.status, r.body)
+	}
+	// Retire the old key from the file: the server still serves.
+	keyFile := filepath.Join(dir, "authgate.key")
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			kept = append(kept, line)
+			break // the first key line is the new primary
+		}
+	}
+	if err := os.WriteFile(keyFile, []byte(strings.Join(kept, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := token(); r.status != 200 {
+		t.Fatalf("token with the old key retired: %d %s", r.status, r.body)
+	}
+	// A process holding other keys says which key it lacks.
+	p.stop(t)
+	other := serve(t, dir, "AUTHGATE_MASTER_KEYS=elsewhere:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)))
+	r := call(t, hc, "POST", other.URL+"/v1/credentials/"+cred.ID+"/token", p.AdminKey, `{}`)
+	if r.status != 500 || !strings.Contains(r.body, "which this process does not have: environment mismatch?") || strings.Contains(r.body, "ya29.rotating") {
+		t.Fatalf("wrong keys: %d %s", r.status, r.body)
 	}
 }

@@ -206,8 +206,10 @@ func redactURL(s string) string {
 // Core is the domain without HTTP: what operator commands (creds, keys,
 // tenants) need.
 type Core struct {
-	Store   storage.Store
-	Keys    *keyring.Keyring
+	Store storage.Store
+	// Keys follow the key file (or stay fixed when they come from
+	// AUTHGATE_MASTER_KEYS).
+	Keys    *keyring.Source
 	Vault   *vault.Vault
 	Tenancy *tenancy.Service
 	Clock   clock.Clock
@@ -261,13 +263,13 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 // Close closes the database.
 func (c *Core) Close() error { return c.Store.Close() }
 
-func loadKeys(cfg Config) (*keyring.Keyring, error) {
+func loadKeys(cfg Config) (*keyring.Source, error) {
 	if cfg.MasterKeys != "" {
 		k, err := keyring.Parse(cfg.MasterKeys)
 		if err != nil {
 			return nil, fmt.Errorf("master keys: %w", err)
 		}
-		return k, nil
+		return keyring.Static(k), nil
 	}
 	k, created, tooOpen, err := keyring.LoadOrCreateFile(cfg.KeyFile, cfg.Clock.Now())
 	if err != nil {
@@ -280,7 +282,7 @@ func loadKeys(cfg Config) (*keyring.Keyring, error) {
 	if tooOpen {
 		cfg.Logger.Warn("master key file is readable by other users; chmod 600 it", slog.String("key_file", cfg.KeyFile))
 	}
-	return k, nil
+	return keyring.FileSource(k, cfg.KeyFile, cfg.Clock.Now), nil
 }
 
 // Server is a running authgate: the core plus the HTTP API.

@@ -37,7 +37,6 @@ import (
 	"github.com/authgate/authgate/internal/classify"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/httprec"
-	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
@@ -52,7 +51,7 @@ type Providers interface {
 type Config struct {
 	Store     storage.Store
 	Vault     *vault.Vault
-	Keys      *keyring.Keyring
+	Keys      vault.Keys
 	Providers Providers
 	Clock     clock.Clock
 	Logger    *slog.Logger

@@ -119,3 +119,48 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatalf("0644 key file: tooOpen=%v err=%v", tooOpen, err)
 	}
 }
+
+func TestFileSourceFollowsTheFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "authgate.key")
+	k, _, _, err := keyring.LoadOrCreateFile(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := now
+	src := keyring.FileSource(k, path, func() time.Time { return clk })
+	old := src.Seal([]byte("x"), nil)
+	// Another process adds a new primary and re-encrypts.
+	rotated, newID, err := keyring.AddPrimaryToFile(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedNew := rotated.Seal([]byte("y"), nil)
+	// Meeting the unknown key reloads at once, without waiting for the throttle.
+	if pt, err := src.Open(sealedNew, nil); err != nil || string(pt) != "y" {
+		t.Fatalf("open under the new key: %q %v", pt, err)
+	}
+	if src.Primary() != newID {
+		t.Fatalf("primary %s; want the new %s", src.Primary(), newID)
+	}
+	if pt, err := src.Open(old, nil); err != nil || string(pt) != "x" {
+		t.Fatalf("old ciphertext: %q %v", pt, err)
+	}
+	// A broken file keeps the keys in force.
+	os.WriteFile(path, []byte("garbage"), 0o600)
+	clk = clk.Add(time.Minute)
+	if src.Primary() != newID {
+		t.Fatal("a corrupt key file replaced the keyring")
+	}
+	// A truly unknown key still fails with the clear error.
+	other, _ := keyring.Parse("zz:" + b64(9))
+	var uk *keyring.UnknownKeyError
+	if _, err := src.Open(other.Seal([]byte("z"), nil), nil); !errors.As(err, &uk) || uk.KeyID != "zz" {
+		t.Fatalf("unknown key err = %v", err)
+	}
+	// Static never reloads.
+	st := keyring.Static(k)
+	if _, err := st.Open(sealedNew, nil); !errors.As(err, &uk) {
+		t.Fatalf("static keyring reloaded: %v", err)
+	}
+}

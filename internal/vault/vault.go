@@ -33,12 +33,25 @@ const (
 // Vault stores credentials. It is safe for concurrent use.
 type Vault struct {
 	store storage.Store
-	keys  *keyring.Keyring
+	keys  Keys
 	clock clock.Clock
 }
 
+// Keys seals and opens secrets: a *keyring.Keyring, or a *keyring.Source
+// that follows its key file.
+type Keys interface {
+	Seal(plaintext, ad []byte) keyring.Sealed
+	Open(s keyring.Sealed, ad []byte) ([]byte, error)
+	Primary() string
+}
+
+var (
+	_ Keys = (*keyring.Keyring)(nil)
+	_ Keys = (*keyring.Source)(nil)
+)
+
 // New returns a vault over store, sealing with keys and telling time with clk.
-func New(store storage.Store, keys *keyring.Keyring, clk clock.Clock) *Vault {
+func New(store storage.Store, keys Keys, clk clock.Clock) *Vault {
 	if clk == nil {
 		clk = clock.Real{}
 	}
@@ -63,7 +76,9 @@ func (v *Vault) open(id authgate.CredentialID, field string, s keyring.Sealed) (
 	}
 	pt, err := v.keys.Open(s, AssociatedData(id, field))
 	if err != nil {
-		return secret.Secret{}, fmt.Errorf("decrypt %s of %s: %w", field, id, err)
+		// An operator problem (missing key, moved ciphertext): say which key
+		// or which field, which are not secrets, instead of a bare 500.
+		return secret.Secret{}, authgate.Errorf(authgate.ClassInternal, "cannot decrypt %s of %s: %s", field, id, err.Error()).WithCause(err)
 	}
 	return secret.New(string(pt)), nil
 }

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -83,6 +84,24 @@ type Config struct {
 type Refresher struct {
 	cfg Config
 	sf  singleflight.Group
+	// touched remembers when this process last recorded each credential's
+	// use, so a burst of requests writes last_used_at at most once a minute.
+	touched sync.Map // authgate.CredentialID → time.Time
+}
+
+// touchEvery is the precision of last_used_at.
+const touchEvery = time.Minute
+
+// touch records that a token was served.
+func (r *Refresher) touch(ctx context.Context, id authgate.CredentialID) {
+	now := r.cfg.Clock.Now()
+	if last, ok := r.touched.Load(id); ok && now.Sub(last.(time.Time)) < touchEvery {
+		return
+	}
+	r.touched.Store(id, now)
+	if err := r.cfg.Store.CredentialTouch(ctx, storage.CredentialTouchParams{ID: id, At: now.UTC(), Before: now.Add(-touchEvery)}); err != nil {
+		r.cfg.Logger.Warn("record credential use", slog.String("credential_id", string(id)), slog.String("error", err.Error()))
+	}
 }
 
 // New returns a refresher.
@@ -187,6 +206,7 @@ func (r *Refresher) Token(ctx context.Context, req Request) (*Token, error) {
 		return nil, e
 	}
 	if r.fresh(l, p, req.MinValid) {
+		r.touch(ctx, l.ID)
 		return tokenOf(l, false), nil
 	}
 	// Callers asking for the same window share one flight; a caller with a
@@ -210,6 +230,7 @@ func (r *Refresher) Token(ctx context.Context, req Request) (*Token, error) {
 		if t.ExpiresAt != nil && t.ExpiresAt.Sub(r.cfg.Clock.Now()) < req.MinValid {
 			return nil, authgate.Errorf(authgate.ClassInvalidRequest, "%s issues tokens valid until %s; min_valid_seconds %d cannot be met", p.DisplayName, t.ExpiresAt.UTC().Format(time.RFC3339), int(req.MinValid.Seconds()))
 		}
+		r.touch(ctx, t.CredentialID)
 		return t, nil
 	}
 }

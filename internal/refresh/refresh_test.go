@@ -341,6 +341,21 @@ func TestFreshTokenIsServedWithoutRefresh(t *testing.T) {
 	if c := f.sb().Counters()["google"]; c.Refreshes != 0 {
 		t.Fatalf("%d refreshes for a fresh token", c.Refreshes)
 	}
+	// Serving records the use, at most once a minute.
+	used, _ := f.env.Client.Credential(context.Background(), cred.ID)
+	if used.LastUsedAt == nil || !used.LastUsedAt.Equal(f.clock.Now()) || used.Version != cred.Version {
+		t.Fatalf("last_used_at %v version %d; want now and an unchanged version", used.LastUsedAt, used.Version)
+	}
+	f.clock.Advance(30 * time.Second)
+	f.token(t, http.DefaultClient, cred.ID, "")
+	if again, _ := f.env.Client.Credential(context.Background(), cred.ID); !again.LastUsedAt.Equal(*used.LastUsedAt) {
+		t.Fatal("last_used_at rewritten within a minute")
+	}
+	f.clock.Advance(31 * time.Second)
+	f.token(t, http.DefaultClient, cred.ID, "")
+	if again, _ := f.env.Client.Credential(context.Background(), cred.ID); !again.LastUsedAt.Equal(f.clock.Now()) {
+		t.Fatalf("last_used_at %v after a minute; want %v", again.LastUsedAt, f.clock.Now())
+	}
 	// A window the token cannot meet is refreshed once, then refused clearly.
 	if r := f.token(t, http.DefaultClient, cred.ID, `{"min_valid_seconds":7200}`); r.status != 400 || !strings.Contains(fmt.Sprint(r.body["detail"]), "cannot be met") {
 		t.Fatalf("impossible window: %d %v", r.status, r.body)

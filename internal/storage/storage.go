@@ -74,6 +74,9 @@ type Queries interface {
 	// matches, leaving the version as it is: re-encryption changes no token.
 	CredentialReseal(ctx context.Context, p CredentialResealParams) error
 
+	// CredentialTouch records a use: it sets last_used_at to At when it is
+	// older than Before (or unset), without changing the version.
+	CredentialTouch(ctx context.Context, p CredentialTouchParams) error
 	// CredentialLeaseAcquire takes the refresh lease on a credential for
 	// Holder until Until, if it is free, expired (at Now) or already Holder's.
 	// It reports whether Holder holds it now. Leases never change the version.
@@ -93,6 +96,13 @@ type Queries interface {
 	// ConnectSessionConsume marks a session used if it is unused and not
 	// expired at now; ErrNotFound otherwise. It is what makes state single-use.
 	ConnectSessionConsume(ctx context.Context, id string, now time.Time) error
+}
+
+// CredentialTouchParams records a credential's use.
+type CredentialTouchParams struct {
+	ID     authgate.CredentialID
+	At     time.Time
+	Before time.Time
 }
 
 // CredentialLeaseParams names a lease.

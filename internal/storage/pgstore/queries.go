@@ -292,6 +292,11 @@ func (q queries) CredentialReseal(ctx context.Context, p storage.CredentialResea
 	return q.casResult(ctx, tag, p.ID, func() {})
 }
 
+func (q queries) CredentialTouch(ctx context.Context, p storage.CredentialTouchParams) error {
+	_, err := q.db.Exec(ctx, `UPDATE credentials SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)`, ts(p.At), p.ID, ts(p.Before))
+	return mapErr(err)
+}
+
 func (q queries) CredentialLeaseAcquire(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
 	tag, err := q.db.Exec(ctx, `UPDATE credentials SET lease_holder = $1, lease_expires_at = $2
 		WHERE id = $3 AND (lease_holder = '' OR lease_holder = $1 OR lease_expires_at IS NULL OR lease_expires_at <= $4)`,

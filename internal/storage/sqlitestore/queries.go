@@ -348,6 +348,12 @@ func (q queries) EventList(ctx context.Context, p storage.EventListParams) ([]st
 		p.TenantID, p.CredentialID, p.AfterID, storage.ClampLimit(p.Limit, 100, 1000))
 }
 
+func (q queries) CredentialTouch(ctx context.Context, p storage.CredentialTouchParams) error {
+	_, err := q.w.ExecContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+		p.At.UnixMicro(), p.ID, p.Before.UnixMicro())
+	return mapErr(err)
+}
+
 func (q queries) CredentialLeaseAcquire(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
 	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET lease_holder = ?, lease_expires_at = ?
 		WHERE id = ? AND (lease_holder = '' OR lease_holder = ? OR lease_expires_at IS NULL OR lease_expires_at <= ?)`,

@@ -639,6 +639,17 @@ func testLease(t *testing.T, s storage.Store) {
 	if winners != 1 {
 		t.Fatalf("%d holders of one lease", winners)
 	}
+	// Touch sets last_used_at when older than Before, and never the version.
+	if err := s.CredentialTouch(ctx, storage.CredentialTouchParams{ID: c.ID, At: base.Add(time.Hour), Before: base.Add(time.Hour - time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CredentialTouch(ctx, storage.CredentialTouchParams{ID: c.ID, At: base.Add(time.Hour + time.Second), Before: base.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if !got.LastUsedAt.Equal(base.Add(time.Hour)) || got.Version != 1 {
+		t.Fatalf("touch: last used %v version %d; want the first touch only, version unchanged", got.LastUsedAt, got.Version)
+	}
 	// Clock skew round-trips through CAS.
 	c.ClockSkew, c.ClockSkewAt = 600*time.Second, base
 	c.Version = got.Version

@@ -205,3 +205,116 @@ func DecodeProblem(status int, contentType string, body []byte) *Error {
 	}
 	return &Error{Class: c, Title: c.title(), Status: status, Detail: fmt.Sprintf("HTTP %d: %s", status, strings.TrimSpace(snippet))}
 }
+
+// ConnectSessionRequest starts a connect flow for a user.
+type ConnectSessionRequest struct {
+	UserID   string   `json:"user_id"`
+	Provider string   `json:"provider"`
+	Actions  []string `json:"actions,omitempty"`
+	Scopes   []string `json:"scopes,omitempty"`
+	// CredentialID makes this a reconnect of that credential.
+	CredentialID CredentialID `json:"credential_id,omitempty"`
+	LoginHint    string       `json:"login_hint,omitempty"`
+	ReturnURL    string       `json:"return_url,omitempty"`
+	ForceConsent bool         `json:"force_consent,omitempty"`
+}
+
+// ConnectSession is where to send the user.
+type ConnectSession struct {
+	ID         string    `json:"id"`
+	ConnectURL string    `json:"connect_url"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Provider   string    `json:"provider"`
+	Scopes     []string  `json:"scopes"`
+}
+
+// CreateConnectSession returns a connect link for the user to open.
+func (c *Client) CreateConnectSession(ctx context.Context, req ConnectSessionRequest) (ConnectSession, error) {
+	var out ConnectSession
+	err := c.do(ctx, http.MethodPost, "/v1/connect-sessions", req, &out)
+	return out, err
+}
+
+// TokenRequest asks for an access token.
+type TokenRequest struct {
+	// MinValid is how long the token must stay valid (0: the server's
+	// default of 5 minutes). It is sent in whole seconds.
+	MinValid time.Duration
+	// Actions the caller is about to perform; missing scopes are refused
+	// with ClassInsufficientScope.
+	Actions []string
+}
+
+// AccessToken is a token from the token API. Treat AccessToken as a secret.
+type AccessToken struct {
+	CredentialID CredentialID `json:"credential_id"`
+	Provider     string       `json:"provider"`
+	AccessToken  string       `json:"access_token"`
+	TokenType    string       `json:"token_type"`
+	ExpiresAt    *time.Time   `json:"expires_at"`
+	Scopes       []string     `json:"scopes"`
+	Fingerprint  string       `json:"fingerprint"`
+}
+
+// Token returns an access token valid for at least req.MinValid. On failure
+// the *Error says what to do: ClassReauthRequired (with ReconnectURL and
+// AgentHint), ClassInsufficientScope (MissingScopes), ClassRateLimited
+// (RetryAfter), …
+func (c *Client) Token(ctx context.Context, id CredentialID, req TokenRequest) (AccessToken, error) {
+	body := map[string]any{}
+	if req.MinValid > 0 {
+		body["min_valid_seconds"] = int((req.MinValid + time.Second - 1) / time.Second)
+	}
+	if len(req.Actions) > 0 {
+		body["actions"] = req.Actions
+	}
+	var out AccessToken
+	err := c.do(ctx, http.MethodPost, "/v1/credentials/"+url.PathEscape(string(id))+"/token", body, &out)
+	return out, err
+}
+
+// ClassifyRequest is a provider error to classify.
+type ClassifyRequest struct {
+	Provider string `json:"provider"`
+	// Operation is authorize, code_exchange, refresh or api.
+	Operation string            `json:"operation"`
+	Status    int               `json:"status"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	Body      string            `json:"body"`
+}
+
+// Classification is the class, policy and end-user message of an error.
+type Classification struct {
+	Class         Class    `json:"class"`
+	Policy        string   `json:"policy"`
+	Message       string   `json:"message"`
+	RetryAfter    *int64   `json:"retry_after"`
+	MissingScopes []string `json:"missing_scopes"`
+	ErrorCode     string   `json:"error_code,omitempty"`
+}
+
+// Classify asks the server's classifier about a provider error.
+func (c *Client) Classify(ctx context.Context, req ClassifyRequest) (Classification, error) {
+	var out Classification
+	err := c.do(ctx, http.MethodPost, "/v1/classify", req, &out)
+	return out, err
+}
+
+// Provider is a configured provider as GET /v1/providers lists it.
+type Provider struct {
+	Name                 string   `json:"name"`
+	DisplayName          string   `json:"display_name"`
+	Kind                 string   `json:"kind"`
+	Sandbox              bool     `json:"sandbox"`
+	RotatesRefreshTokens bool     `json:"rotates_refresh_tokens"`
+	Actions              []string `json:"actions"`
+}
+
+// Providers lists the configured providers and their actions.
+func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
+	var out struct {
+		Providers []Provider `json:"providers"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/providers", nil, &out)
+	return out.Providers, err
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,7 +65,7 @@ func newCredsListCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPROVIDER\tWORKSPACE\tACCOUNT\tSTATUS\tACCESS EXPIRES")
 			for _, c := range all {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.TenantID, c.UserID, c.Provider, dash(c.WorkspaceID),
-					dash(cmpOr(c.Account.Email, c.Account.Subject)), statusText(c), timeText(c.AccessTokenExpiresAt))
+					dash(cmp.Or(c.Account.Email, c.Account.Subject)), statusText(c), timeText(c.AccessTokenExpiresAt))
 			}
 			return tw.Flush()
 		},
@@ -157,13 +158,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func domainText(d string) string {

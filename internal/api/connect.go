@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"html/template"
 	"net/http"
@@ -111,19 +112,12 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) error {
 	if wantsJSON(r) {
 		return writeJSON(w, http.StatusOK, res)
 	}
-	msg := "Connected " + displayName(res.Provider) + " as " + cmpOr(res.Credential.Account.Email, res.Credential.Account.Subject) + ". You can close this window; the app continues by itself."
+	msg := "Connected " + displayName(res.Provider) + " as " + cmp.Or(res.Credential.Account.Email, res.Credential.Account.Subject) + ". You can close this window; the app continues by itself."
 	if len(res.Missing) > 0 {
 		msg = "Connected " + displayName(res.Provider) + ", but without " + strings.Join(res.Missing, ", ") + ", which the app needs. Reconnect and allow every permission."
 	}
 	a.page(w, http.StatusOK, "Connected", msg)
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func wantsJSON(r *http.Request) bool {

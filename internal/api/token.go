@@ -51,7 +51,7 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 	id := authgate.CredentialID(r.PathValue("id"))
 	t, err := a.refresher.Token(r.Context(), refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions})
 	if err != nil {
-		a.countToken(r, id, "", err)
+		a.countTokenError(err)
 		return a.withReconnect(r, p, id, err)
 	}
 	result := "served"
@@ -65,7 +65,9 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 		ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes), Fingerprint: t.AccessToken.Fingerprint()})
 }
 
-func (a *API) countToken(r *http.Request, id authgate.CredentialID, provider string, err error) {
+// countTokenError counts a refused token request by its class (the
+// provider is unknown when the credential could not be read).
+func (a *API) countTokenError(err error) {
 	if a.metrics == nil {
 		return
 	}
@@ -74,10 +76,7 @@ func (a *API) countToken(r *http.Request, id authgate.CredentialID, provider str
 	if errors.As(err, &ae) {
 		class = string(ae.Class)
 	}
-	if provider == "" {
-		provider = "unknown"
-	}
-	a.metrics.tokenRequests.WithLabelValues(provider, class).Inc()
+	a.metrics.tokenRequests.WithLabelValues("unknown", class).Inc()
 }
 
 func nonNil(s []string) []string {

@@ -193,9 +193,11 @@ func (b *Broker) CreateSession(ctx context.Context, p SessionParams) (Session, e
 	}
 	now := b.cfg.Clock.Now().UTC().Truncate(time.Microsecond)
 	id := "cs_" + idEnc.EncodeToString(random(16))
-	secrets, _ := json.Marshal(sealedSecrets{State: base64.RawURLEncoding.EncodeToString(random(32)), Verifier: oauth2.GenerateVerifier()})
-	var st sealedSecrets
-	_ = json.Unmarshal(secrets, &st)
+	st := sealedSecrets{State: base64.RawURLEncoding.EncodeToString(random(32)), Verifier: oauth2.GenerateVerifier()}
+	secrets, err := json.Marshal(st)
+	if err != nil {
+		return Session{}, fmt.Errorf("create connect session: %w", err)
+	}
 	s := &storage.ConnectSession{ID: id, TenantID: p.TenantID, UserID: p.UserID, Provider: p.Provider, CredentialID: p.CredentialID,
 		RequestedScopes: scopes, Actions: p.Actions, LoginHint: p.LoginHint, ReturnURL: p.ReturnURL, ForceConsent: force,
 		StateHash: hashState(st.State), Verifier: b.cfg.Keys.Seal(secrets, sessionAD(id)), CreatedAt: now, ExpiresAt: now.Add(b.cfg.SessionTTL)}

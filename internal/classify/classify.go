@@ -403,9 +403,6 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// RetryAfter reads a response's Retry-After header.
-func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) { return retryAfter(h, now) }
-
 var displayNames = map[string]string{"google": "Google", "notion": "Notion", "slack": "Slack"}
 
 func display(provider string) string {

@@ -122,7 +122,7 @@ func (s *Service) createTx(ctx context.Context, q storage.Queries, name, keyName
 	if err := q.APIKeyInsert(ctx, storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: t.ID, Hash: HashKey(key.Reveal()), Name: keyName, CreatedAt: now}); err != nil {
 		return authgate.Tenant{}, secret.Secret{}, err
 	}
-	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}, key, nil
+	return public(t), key, nil
 }
 
 // Bootstrap creates the default tenant and its admin key when the database
@@ -136,7 +136,7 @@ func (s *Service) Bootstrap(ctx context.Context) (authgate.Tenant, secret.Secret
 		existing, err := q.TenantList(ctx)
 		if err != nil || len(existing) > 0 {
 			if err == nil {
-				t = authgate.Tenant{ID: existing[0].ID, Name: existing[0].Name, CreatedAt: existing[0].CreatedAt}
+				t = public(existing[0])
 			}
 			return err
 		}
@@ -155,7 +155,7 @@ func (s *Service) List(ctx context.Context) ([]authgate.Tenant, error) {
 	}
 	out := make([]authgate.Tenant, len(ts))
 	for i, t := range ts {
-		out[i] = authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}
+		out[i] = public(t)
 	}
 	return out, nil
 }
@@ -175,7 +175,7 @@ func (s *Service) Resolve(ctx context.Context, idOrName string) (authgate.Tenant
 	if err != nil {
 		return authgate.Tenant{}, err
 	}
-	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ReturnURLAllowList: t.ReturnURLAllowList}, nil
+	return public(t), nil
 }
 
 // SetReturnURLs replaces the URL prefixes a tenant's connect sessions may
@@ -204,4 +204,9 @@ func (s *Service) ReturnURLs(ctx context.Context, id authgate.TenantID) ([]strin
 		return nil, err
 	}
 	return t.ReturnURLAllowList, nil
+}
+
+// public is a stored tenant as callers see it.
+func public(t storage.Tenant) authgate.Tenant {
+	return authgate.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, ReturnURLAllowList: t.ReturnURLAllowList}
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -199,7 +200,7 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 			return authgate.Credential{}, false, err
 		}
 		if x.Subject != p.Subject || x.WorkspaceID != p.WorkspaceID || x.Provider != p.Provider || x.UserID != p.UserID {
-			mm := &IdentityMismatchError{CredentialID: x.ID, Expected: cmpOr(x.Email, x.Subject), Got: cmpOr(p.Email, p.Subject),
+			mm := &IdentityMismatchError{CredentialID: x.ID, Expected: cmp.Or(x.Email, x.Subject), Got: cmp.Or(p.Email, p.Subject),
 				ExpectedWorkspace: x.WorkspaceID, GotWorkspace: p.WorkspaceID}
 			mm.event = &storage.Event{TenantID: p.TenantID, CredentialID: x.ID, Type: authgate.EventIdentityMismatch, At: now, Actor: p.Actor,
 				Details: eventDetails(map[string]any{"expected_subject": x.Subject, "expected_account": mm.Expected, "got_subject": p.Subject, "got_account": mm.Got,
@@ -236,9 +237,9 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 	}
 
 	prevStatus, prevReason, prevScopes := rec.Status, rec.StatusReason, rec.GrantedScopes
-	rec.Email = cmpOr(p.Email, rec.Email)
-	rec.AccountType = cmpOr(p.AccountType, rec.AccountType)
-	rec.Domain = cmpOr(p.Domain, rec.Domain)
+	rec.Email = cmp.Or(p.Email, rec.Email)
+	rec.AccountType = cmp.Or(p.AccountType, rec.AccountType)
+	rec.Domain = cmp.Or(p.Domain, rec.Domain)
 	rec.TokenType = p.TokenType
 	if p.Scopes != nil {
 		rec.GrantedScopes = p.Scopes
@@ -282,14 +283,6 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 
 func cmpOrSlice(a, b []string) []string {
 	if a != nil {
-		return a
-	}
-	return b
-}
-
-func cmpOr[T comparable](a, b T) T {
-	var zero T
-	if a != zero {
 		return a
 	}
 	return b

@@ -324,9 +324,6 @@ func (s *Sim) filesCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	if meta.MimeType == "" {
 		meta.MimeType = "application/octet-stream"
-		if content == nil {
-			meta.MimeType = "application/octet-stream"
-		}
 	}
 	if mt, _, err := mime.ParseMediaType(meta.MimeType); err == nil {
 		meta.MimeType = mt

@@ -15,6 +15,7 @@
 package googlesim
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -313,7 +314,7 @@ func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		acct := s.AccountFor(hint)
 		g, ok := s.core.GrantFor(client.ID, acct.Sub)
-		if !ok || len(intersect(requested, g.Scopes)) != len(requested) {
+		if !ok || len(oauthcore.Intersect(requested, g.Scopes)) != len(requested) {
 			back(url.Values{"error": {"consent_required"}})
 			return
 		}
@@ -378,8 +379,7 @@ func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, clien
 			"Access to your account data is restricted by policies within your organization. Please contact the administrator for your organization for more information.")
 		return
 	}
-	_, hadGrant := s.core.GrantFor(client.ID, acct.Sub)
-	prev, _ := s.core.GrantFor(client.ID, acct.Sub)
+	prev, hadGrant := s.core.GrantFor(client.ID, acct.Sub)
 	offline := q.Get("access_type") == "offline"
 	forced := slices.Contains(strings.Fields(q.Get("prompt")), "consent")
 	tokenScopes := granted
@@ -389,7 +389,7 @@ func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, clien
 	code := s.core.IssueCode(oauthcore.CodeParams{
 		ClientID: client.ID, RedirectURI: q.Get("redirect_uri"), AccountID: acct.Sub,
 		GrantScopes: granted, TokenScopes: tokenScopes,
-		Challenge: q.Get("code_challenge"), ChallengeMethod: cmpOr(q.Get("code_challenge_method"), methodFor(q.Get("code_challenge"))),
+		Challenge: q.Get("code_challenge"), ChallengeMethod: cmp.Or(q.Get("code_challenge_method"), methodFor(q.Get("code_challenge"))),
 		// A refresh token only with offline access, and only on the first
 		// consent of this client+account or when consent is forced.
 		IssueRefresh: offline && (!hadGrant || forced),
@@ -411,23 +411,6 @@ func methodFor(challenge string) string {
 		return ""
 	}
 	return "plain" // RFC 7636 §4.3: the default method is plain
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // ApplyFault applies a stateful fault for account (an email; "" for all).

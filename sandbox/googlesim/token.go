@@ -1,6 +1,7 @@
 package googlesim
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -241,7 +242,7 @@ func (s *Sim) revoke(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, http.StatusBadRequest, "invalid_request", "Invalid request body.")
 		return
 	}
-	tok := cmpOr(r.Form.Get("token"), r.URL.Query().Get("token"))
+	tok := cmp.Or(r.Form.Get("token"), r.URL.Query().Get("token"))
 	var clientID, sub string
 	if a, err := s.core.LookupAccess(tok); err == nil {
 		clientID, sub = a.ClientID, a.AccountID

@@ -551,7 +551,7 @@ func (s *Server) Refresh(clientID, token string) (*Issued, error) {
 		return nil, fail(KindRefreshRevoked, "refresh token was already used")
 	}
 	g := r.grant
-	scopes := intersect(r.Scopes, g.Scopes) // a dropped scope stays dropped
+	scopes := Intersect(r.Scopes, g.Scopes) // a dropped scope stays dropped
 	iss := &Issued{Grant: g}
 	if s.cfg.RotateRefresh {
 		// Rotation starts the new pair in the same family; the old access
@@ -585,7 +585,7 @@ func (s *Server) LookupAccess(token string) (Access, error) {
 		return *a, fail(KindTokenExpired, "access token expired")
 	}
 	out := *a
-	out.Scopes = intersect(a.Scopes, a.grant.Scopes)
+	out.Scopes = Intersect(a.Scopes, a.grant.Scopes)
 	return out, nil
 }
 
@@ -683,7 +683,8 @@ func normalize(s []string) []string {
 
 func union(a, b []string) []string { return normalize(append(slices.Clone(a), b...)) }
 
-func intersect(a, b []string) []string {
+// Intersect keeps the elements of a that are also in b, in a's order.
+func Intersect(a, b []string) []string {
 	var out []string
 	for _, x := range a {
 		if slices.Contains(b, x) {

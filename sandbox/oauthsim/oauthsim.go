@@ -14,6 +14,7 @@
 package oauthsim
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -185,7 +186,7 @@ func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, clien
 	}
 	code := s.core.IssueCode(oauthcore.CodeParams{
 		ClientID: client.ID, RedirectURI: q.Get("redirect_uri"), AccountID: subject(email), GrantScopes: granted, TokenScopes: granted,
-		Challenge: q.Get("code_challenge"), ChallengeMethod: cmpOr(q.Get("code_challenge_method"), "plain"),
+		Challenge: q.Get("code_challenge"), ChallengeMethod: cmp.Or(q.Get("code_challenge_method"), "plain"),
 		IssueRefresh: slices.Contains(granted, "offline_access") || slices.Contains(granted, "offline"),
 		AccessTTL:    ttl, Extra: map[string]string{"nonce": q.Get("nonce"), "email": strings.ToLower(email)},
 	})
@@ -199,13 +200,6 @@ func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, clien
 func domainOf(email string) string {
 	_, d, _ := strings.Cut(email, "@")
 	return d
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (s *Sim) tokenError(w http.ResponseWriter, status int, code, description string) {

@@ -17,6 +17,7 @@
 package slacksim
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
@@ -202,7 +203,7 @@ func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		bot := splitScopes(q.Get("scope"))
 		if p.GrantedScopes != nil {
-			bot = intersect(bot, p.GrantedScopes)
+			bot = oauthcore.Intersect(bot, p.GrantedScopes)
 		}
 		s.finish(w, r, q, client, p.Account, p.Workspace, bot, splitScopes(q.Get("user_scope")), time.Duration(p.AccessTokenTTLSeconds)*time.Second)
 		return
@@ -217,16 +218,6 @@ func prefixed(p string, s []string) []string {
 	out := make([]string, len(s))
 	for i, x := range s {
 		out[i] = p + x
-	}
-	return out
-}
-
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			out = append(out, x)
-		}
 	}
 	return out
 }
@@ -247,20 +238,13 @@ func (s *Sim) finish(w http.ResponseWriter, r *http.Request, q url.Values, clien
 	s.mu.Unlock()
 	code := s.core.IssueCode(oauthcore.CodeParams{ClientID: client.ID, RedirectURI: q.Get("redirect_uri"), AccountID: accountID(t.ID, uid),
 		GrantScopes: append(slices.Clone(bot), user...), TokenScopes: bot, IssueRefresh: true, Label: "bot", AccessTTL: ttl,
-		Challenge: q.Get("code_challenge"), ChallengeMethod: cmpOr(q.Get("code_challenge_method"), "plain"),
+		Challenge: q.Get("code_challenge"), ChallengeMethod: cmp.Or(q.Get("code_challenge_method"), "plain"),
 		Extra: map[string]string{"user_scope": strings.Join(user, ","), "email": strings.ToLower(email)}})
 	v := url.Values{"code": {code.Value}}
 	if st := q.Get("state"); st != "" {
 		v.Set("state", st)
 	}
 	oauthcore.RedirectWith(w, r, q.Get("redirect_uri"), v)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // reply writes a Web API answer: HTTP 200 unless status says otherwise.
@@ -307,7 +291,7 @@ func (s *Sim) access(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, 200, errBody("bad_client_secret"))
 		return
 	}
-	grant := cmpOr(r.PostForm.Get("grant_type"), "authorization_code")
+	grant := cmp.Or(r.PostForm.Get("grant_type"), "authorization_code")
 	account := ""
 	if t, ok := s.core.PeekRefresh(r.PostForm.Get("refresh_token")); ok {
 		account = s.emailOf(t.AccountID)

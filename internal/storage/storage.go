@@ -71,16 +71,27 @@ type Queries interface {
 	// with a key other than KeyID, across all tenants (key rotation).
 	CredentialListSealedNotWith(ctx context.Context, p CredentialListSealedNotWithParams) ([]*Credential, error)
 	// CredentialReseal replaces the two ciphertexts if the version still
-	// matches, leaving the version as it is: re-encryption changes no token.
+	// matches, and bumps the version: re-encryption changes no token, but a
+	// writer that read the old ciphertexts must lose its compare-and-swap
+	// rather than write them back after the old key is retired.
 	CredentialReseal(ctx context.Context, p CredentialResealParams) error
 
-	// CredentialTouch records a use: it sets last_used_at to At when it is
-	// older than Before (or unset), without changing the version.
-	CredentialTouch(ctx context.Context, p CredentialTouchParams) error
+	// CredentialTouchBatch records uses: for each entry it sets last_used_at
+	// to At when the stored value is older (or unset), without changing the
+	// version, all in one statement batch (the refresher flushes at most once
+	// a minute per credential). Unknown ids are ignored.
+	CredentialTouchBatch(ctx context.Context, touches []CredentialTouch) error
 	// CredentialLeaseAcquire takes the refresh lease on a credential for
-	// Holder until Until, if it is free, expired (at Now) or already Holder's.
-	// It reports whether Holder holds it now. Leases never change the version.
+	// Holder until Until, only if it is free or expired (at Now). It is not
+	// re-entrant: a Holder that already holds it gets false, so two flights
+	// can never both believe they hold one lease; every flight uses a holder
+	// name of its own. It reports whether Holder holds it now. Leases never
+	// change the version.
 	CredentialLeaseAcquire(ctx context.Context, p CredentialLeaseParams) (bool, error)
+	// CredentialLeaseRenew moves the lease's expiry to Until if Holder still
+	// holds it (even if it expired at Now and nobody took it over); false
+	// means the lease was lost.
+	CredentialLeaseRenew(ctx context.Context, p CredentialLeaseParams) (bool, error)
 	// CredentialLeaseRelease frees the lease if Holder holds it.
 	CredentialLeaseRelease(ctx context.Context, p CredentialLeaseParams) error
 
@@ -96,13 +107,55 @@ type Queries interface {
 	// ConnectSessionConsume marks a session used if it is unused and not
 	// expired at now; ErrNotFound otherwise. It is what makes state single-use.
 	ConnectSessionConsume(ctx context.Context, id string, now time.Time) error
+	// ConnectSessionListSealedNotWith lists connect sessions, unused and
+	// unexpired at Now, whose PKCE verifier is sealed with a key other than
+	// KeyID, across all tenants, ordered by id (key rotation).
+	ConnectSessionListSealedNotWith(ctx context.Context, p ConnectSessionListSealedNotWithParams) ([]*ConnectSession, error)
+	// ConnectSessionReseal replaces a session's sealed verifier if it is
+	// still sealed with OldKeyID; ErrNotFound if the session is gone,
+	// ErrVersionConflict if the verifier changed meanwhile.
+	ConnectSessionReseal(ctx context.Context, p ConnectSessionResealParams) error
 }
 
-// CredentialTouchParams records a credential's use.
-type CredentialTouchParams struct {
-	ID     authgate.CredentialID
-	At     time.Time
-	Before time.Time
+// ChangeFeed tells a process when any process sharing the database changed
+// a credential, so that in-memory copies are dropped and waiters woken
+// without polling the rows. Both backends implement it on their Store.
+type ChangeFeed interface {
+	// WatchCredentials calls fn for every credential whose version or lease
+	// holder changed (a committed insert, CAS update, re-seal, lease taken
+	// or released, delete), made by any process including this one, until
+	// ctx ends; it then returns ctx.Err(). A change with All set means the
+	// feed may have missed changes (start-up, a lost connection, pruned
+	// history): treat every credential as changed. fn runs on the feed's own
+	// goroutine, in commit order, and must not block for long.
+	WatchCredentials(ctx context.Context, fn func(CredentialChange)) error
+}
+
+// CredentialChange is one entry of the change feed.
+type CredentialChange struct {
+	ID  authgate.CredentialID
+	All bool
+}
+
+// CredentialTouch records one credential's use.
+type CredentialTouch struct {
+	ID authgate.CredentialID
+	At time.Time
+}
+
+// ConnectSessionListSealedNotWithParams pages live sessions needing re-encryption.
+type ConnectSessionListSealedNotWithParams struct {
+	KeyID   string
+	Now     time.Time
+	AfterID string
+	Limit   int
+}
+
+// ConnectSessionResealParams carries a new ciphertext for the same verifier.
+type ConnectSessionResealParams struct {
+	ID       string
+	OldKeyID string
+	Verifier keyring.Sealed
 }
 
 // CredentialLeaseParams names a lease.
@@ -225,6 +278,7 @@ type CredentialListSealedNotWithParams struct {
 }
 
 // CredentialResealParams carries new ciphertexts for the same plaintexts.
+// On success the stored version becomes Version+1.
 type CredentialResealParams struct {
 	ID           authgate.CredentialID
 	Version      int64

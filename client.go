@@ -243,6 +243,11 @@ type TokenRequest struct {
 	// Actions the caller is about to perform; missing scopes are refused
 	// with ClassInsufficientScope.
 	Actions []string
+	// RejectedFingerprint reports that the provider answered 401 to the
+	// token with this Fingerprint: authgate refreshes once if it is still
+	// the stored token (however many workers report it), and otherwise
+	// returns the newer one.
+	RejectedFingerprint string
 }
 
 // AccessToken is a token from the token API. Treat AccessToken as a secret.
@@ -254,6 +259,9 @@ type AccessToken struct {
 	ExpiresAt    *time.Time   `json:"expires_at"`
 	Scopes       []string     `json:"scopes"`
 	Fingerprint  string       `json:"fingerprint"`
+	// MinValidMet is false when the provider's tokens do not last as long
+	// as the window asked for: the freshest token is returned anyway.
+	MinValidMet bool `json:"min_valid_met"`
 }
 
 // Token returns an access token valid for at least req.MinValid. On failure
@@ -267,6 +275,9 @@ func (c *Client) Token(ctx context.Context, id CredentialID, req TokenRequest) (
 	}
 	if len(req.Actions) > 0 {
 		body["actions"] = req.Actions
+	}
+	if req.RejectedFingerprint != "" {
+		body["rejected_fingerprint"] = req.RejectedFingerprint
 	}
 	var out AccessToken
 	err := c.do(ctx, http.MethodPost, "/v1/credentials/"+url.PathEscape(string(id))+"/token", body, &out)

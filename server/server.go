@@ -54,8 +54,14 @@ type Config struct {
 	// Stdout receives the one-time "admin key: ag_…" line when the default
 	// tenant is created (default os.Stdout).
 	Stdout io.Writer
-	// ShutdownTimeout bounds graceful shutdown (default 10s).
+	// ShutdownTimeout bounds graceful shutdown of HTTP requests (default 10s).
 	ShutdownTimeout time.Duration
+	// DrainTimeout bounds how long shutdown waits, after the last request,
+	// for provider refreshes still in flight to commit (default 40s: longer
+	// than one token call).
+	DrainTimeout time.Duration
+	// RefreshCallTimeout bounds one call to a token endpoint (default 30s).
+	RefreshCallTimeout time.Duration
 	// Sandbox says whether to mount the provider emulator under /sandbox/:
 	// SandboxAuto (the default) mounts it while no real provider is
 	// configured — today always, until provider configuration arrives with
@@ -122,6 +128,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 40 * time.Second
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -368,7 +377,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	srv.Refresher = refresh.New(refresh.Config{Store: core.Store, Vault: core.Vault, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
-		Transport: cfg.Transport, Observer: srv.Metrics, Sleep: cfg.RefreshSleep})
+		Transport: cfg.Transport, Observer: srv.Metrics, Sleep: cfg.RefreshSleep, CallTimeout: cfg.RefreshCallTimeout})
+	srv.Refresher.Start()
 	srv.Broker = broker.New(broker.Config{Store: core.Store, Vault: core.Vault, Keys: core.Keys, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
 		OnExchange: srv.Metrics.Exchange})
@@ -424,7 +434,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
 	}
+	// Refreshes whose callers have gone may still be waiting for the
+	// provider: let them commit, or another process would present the old
+	// refresh token to a provider that already rotated it.
+	s.drain()
 	return err
+}
+
+// drain waits (bounded by cfg.DrainTimeout) for refreshes in flight.
+func (s *Server) drain() {
+	if s.Refresher == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	if err := s.Refresher.Close(dctx); err != nil {
+		s.cfg.Logger.Error("refreshes still in flight at shutdown were abandoned", slog.Duration("drain_timeout", s.cfg.DrainTimeout))
+	}
+}
+
+// Close drains the refresher (see Serve) and closes the database.
+func (s *Server) Close() error {
+	s.drain()
+	return s.Core.Close()
 }
 
 // ListenAndServe listens on cfg.Addr and serves until ctx is done. ready, if

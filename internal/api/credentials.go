@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -51,11 +52,22 @@ func (a *API) getCredential(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
 	id := authgate.CredentialID(r.PathValue("id"))
 	var c authgate.Credential
+	revoke := func(ctx context.Context) error {
+		var err error
+		if a.broker != nil {
+			c, err = a.broker.Revoke(ctx, p.TenantID, id, p.Actor())
+		} else {
+			c, err = a.vault.Revoke(ctx, p.TenantID, id, p.Actor())
+		}
+		return err
+	}
 	var err error
-	if a.broker != nil {
-		c, err = a.broker.Revoke(r.Context(), p.TenantID, id, p.Actor())
+	if a.refresher != nil {
+		// Holding the refresh lease, no refresh is in flight anywhere: the
+		// refresh token revoked at the provider is the newest one.
+		err = a.refresher.WithLease(r.Context(), p.TenantID, id, revoke)
 	} else {
-		c, err = a.vault.Revoke(r.Context(), p.TenantID, id, p.Actor())
+		err = revoke(r.Context())
 	}
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,20 @@ type Metrics struct {
 	tokenRequests   *prometheus.CounterVec
 	classifications *prometheus.CounterVec
 	exchanges       *prometheus.CounterVec
+	// tokenCounters memoizes tokenRequests' children: the token route is
+	// the hot path, and a label lookup hashes both values every time.
+	tokenCounters sync.Map // [2]string → prometheus.Counter
+}
+
+// tokenCounter is tokenRequests' child for (provider, result).
+func (m *Metrics) tokenCounter(provider, result string) prometheus.Counter {
+	k := [2]string{provider, result}
+	if c, ok := m.tokenCounters.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.tokenRequests.WithLabelValues(provider, result)
+	m.tokenCounters.Store(k, c)
+	return c
 }
 
 // NewMetrics registers the series.

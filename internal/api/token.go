@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,21 +16,13 @@ import (
 )
 
 type tokenBody struct {
-	MinValidSeconds *int     `json:"min_valid_seconds"`
-	Actions         []string `json:"actions"`
+	MinValidSeconds     *int     `json:"min_valid_seconds"`
+	Actions             []string `json:"actions"`
+	RejectedFingerprint string   `json:"rejected_fingerprint"`
 }
 
-// tokenResponse is the one response that carries a token: it is what the
-// route is for. Everything else shows fingerprints only.
-type tokenResponse struct {
-	CredentialID authgate.CredentialID `json:"credential_id"`
-	Provider     string                `json:"provider"`
-	AccessToken  string                `json:"access_token"`
-	TokenType    string                `json:"token_type"`
-	ExpiresAt    *time.Time            `json:"expires_at"`
-	Scopes       []string              `json:"scopes"`
-	Fingerprint  string                `json:"fingerprint"`
-}
+// fingerprintPattern is what secret.Fingerprint produces.
+var fingerprintPattern = regexp.MustCompile(`^[0-9a-f]{10}$`)
 
 func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
 	var b tokenBody
@@ -48,9 +41,17 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 			minValid = time.Nanosecond // "any unexpired token"
 		}
 	}
+	if b.RejectedFingerprint != "" && !fingerprintPattern.MatchString(b.RejectedFingerprint) {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "rejected_fingerprint must be the fingerprint of a token this API returned (10 hex digits)")
+	}
 	id := authgate.CredentialID(r.PathValue("id"))
-	t, err := a.refresher.Token(r.Context(), refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions})
+	t, err := a.refresher.Token(r.Context(), refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions, RejectedFingerprint: b.RejectedFingerprint})
 	if err != nil {
+		if r.Context().Err() != nil {
+			// The client went away; nothing failed on our side.
+			a.countToken("unknown", "client_gone")
+			return err
+		}
 		a.countTokenError(err)
 		return a.withReconnect(r, p, id, err)
 	}
@@ -58,25 +59,29 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 	if t.Refreshed {
 		result = "refreshed"
 	}
+	a.countToken(t.Provider, result)
+	// The one response that carries a token: it is what the route is for.
+	// Everything else shows fingerprints only.
+	return writeJSON(w, http.StatusOK, authgate.AccessToken{CredentialID: t.CredentialID, Provider: t.Provider, AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType,
+		ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes), Fingerprint: t.AccessToken.Fingerprint(), MinValidMet: t.MinValidMet})
+}
+
+// countToken counts a token request by provider and result.
+func (a *API) countToken(provider, result string) {
 	if a.metrics != nil {
-		a.metrics.tokenRequests.WithLabelValues(t.Provider, result).Inc()
+		a.metrics.tokenCounter(provider, result).Inc()
 	}
-	return writeJSON(w, http.StatusOK, tokenResponse{CredentialID: t.CredentialID, Provider: t.Provider, AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType,
-		ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes), Fingerprint: t.AccessToken.Fingerprint()})
 }
 
 // countTokenError counts a refused token request by its class (the
 // provider is unknown when the credential could not be read).
 func (a *API) countTokenError(err error) {
-	if a.metrics == nil {
-		return
-	}
 	var ae *authgate.Error
 	class := "internal"
 	if errors.As(err, &ae) {
 		class = string(ae.Class)
 	}
-	a.metrics.tokenRequests.WithLabelValues("unknown", class).Inc()
+	a.countToken("unknown", class)
 }
 
 func nonNil(s []string) []string {

@@ -141,7 +141,7 @@ func hashState(state string) []byte {
 	return sum[:]
 }
 
-func sessionAD(id string) []byte { return []byte("authgate/connect\x00" + id) }
+func sessionAD(id string) []byte { return vault.SessionAssociatedData(id) }
 
 // CreateSession validates the request and stores a connect session.
 func (b *Broker) CreateSession(ctx context.Context, p SessionParams) (Session, error) {
@@ -533,6 +533,14 @@ func (b *Broker) identity(ctx context.Context, p *catalog.Provider, tok *oauth2.
 // credential becomes revoked and its tokens are erased.
 func (b *Broker) Revoke(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, actor string) (authgate.Credential, error) {
 	l, err := b.cfg.Vault.Load(ctx, tenant, id)
+	var ae *authgate.Error
+	if errors.As(err, &ae) && ae.Class == authgate.ClassInternal {
+		// The tokens cannot be decrypted (a lost key): they cannot be
+		// revoked at the provider, but they can still be erased here, which
+		// is what disconnecting promises this side of the wire.
+		b.cfg.Logger.Warn("disconnecting a credential whose tokens cannot be decrypted", slog.String("credential_id", string(id)), slog.String("error", err.Error()))
+		return b.cfg.Vault.RevokeWith(ctx, tenant, id, actor, vault.RevokeOptions{ProviderError: "not revoked at the provider: " + err.Error()})
+	}
 	if err != nil {
 		return authgate.Credential{}, err
 	}

@@ -63,6 +63,12 @@ type Provider struct {
 	// lifetime (Notion); default true.
 	AccessTokensExpire *bool  `yaml:"access_tokens_expire"`
 	ScopeSeparator     string `yaml:"scope_separator"`
+	// TokenTimeoutSeconds bounds one call to the token endpoint (default:
+	// the refresher's, 30 s). Keep it long: on a provider that rotates
+	// refresh tokens, a refresh that times out is never retried with the
+	// same refresh token, so a short timeout turns a slow provider into a
+	// quarantined credential.
+	TokenTimeoutSeconds int `yaml:"token_timeout_seconds"`
 
 	DefaultScopes      []string            `yaml:"default_scopes"`
 	OfflineParams      map[string]string   `yaml:"offline_params"`

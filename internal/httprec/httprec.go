@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type Recorder struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Sent is set once the request was written to the connection: after a
+	// transport error it says whether the provider may have received (and
+	// acted on) the request.
+	Sent bool
 }
 
 // MaxBody caps what is kept of a response body.
@@ -30,6 +35,8 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { r.Sent = true }}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	resp, err := base.RoundTrip(req)
 	if err != nil {
 		return nil, err

@@ -1,44 +1,50 @@
 // Package refresh hands callers an access token valid for at least N more
 // seconds, or a precise reason why it cannot.
 //
-// A refresh is single-flight per credential inside a process (one provider
-// call however many goroutines ask) and across processes sharing the store (a
-// lease on the credential row, taken by compare-and-swap, outlives the
-// provider call). Waiters re-read the stored token instead of refreshing
-// again. New tokens — a rotated refresh token above all — are committed before
-// anyone sees them, and a write lands only if the refresh token it used is
-// still the stored one. invalid_grant is a state change, never a retry, unless
-// the stored token moved meanwhile (a race lost, not a revocation); 5xx,
-// timeouts and 429 are retried with full-jitter backoff honouring
-// Retry-After. The provider's Date header measures clock skew.
+// One coordinator per credential lives in memory. A fresh token is served
+// from it without a query, a decryption or a write. Anything else goes
+// through the credential's single flight: whatever windows the callers ask
+// for, a process runs at most one flight per credential at a time, and every
+// waiter re-checks its own window against the flight's result. Across
+// processes sharing the store, a flight refreshes only while holding the
+// credential's lease: a row lease whose holder name is unique to the flight
+// (never re-entrant), short, and renewed while the provider call runs, so a
+// crashed holder is taken over within one lease period. Waiters in other
+// processes are woken by the store's change feed (PostgreSQL LISTEN/NOTIFY,
+// SQLite's data_version) rather than by polling; the same feed drops the
+// in-memory copy of any credential another process changed.
+//
+// New tokens, a rotated refresh token above all, are committed before anyone
+// sees them, and a write lands only if the refresh token it used is still the
+// stored one. invalid_grant is a state change, never a retry, unless the
+// stored token moved meanwhile (a race lost, not a revocation). 429 and 5xx
+// answers are retried with full-jitter backoff honouring Retry-After. A call
+// that may have reached a provider that rotates refresh tokens (a timeout, a
+// dropped connection, a gateway 502/504) is never retried with the same
+// refresh token: presenting it twice would revoke the whole token family.
+// The credential is quarantined instead (its lease kept) for long enough that
+// the first request can no longer land, and callers get a transient error.
 //
 // It must never log or return a refresh token, and never let one impatient
 // caller cancel a refresh others wait for.
 package refresh
 
 import (
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/oauth2"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/catalog"
-	"github.com/authgate/authgate/internal/classify"
 	"github.com/authgate/authgate/internal/clock"
-	"github.com/authgate/authgate/internal/httprec"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
@@ -49,59 +55,70 @@ type Observer interface {
 	Refresh(provider, outcome string, d time.Duration)
 }
 
+// Providers resolves a credential's provider (the catalog).
+type Providers interface {
+	Get(name string) (*catalog.Provider, bool)
+}
+
 // Config configures a Refresher. Zero durations take the defaults.
 type Config struct {
-	Store storage.Store
-	Vault *vault.Vault
-	// Providers resolves a credential's provider (the catalog).
-	Providers interface {
-		Get(name string) (*catalog.Provider, bool)
-	}
-	Clock  clock.Clock
-	Logger *slog.Logger
+	Store     storage.Store
+	Vault     *vault.Vault
+	Providers Providers
+	Clock     clock.Clock
+	Logger    *slog.Logger
 	// Transport carries provider calls (default http.DefaultTransport).
 	Transport http.RoundTripper
 	Observer  Observer
-	// Holder names this process in leases (default host-pid-random).
+	// Holder names this process in leases (default host-pid-random); each
+	// flight appends a nonce of its own.
 	Holder string
-	// LeaseTTL bounds how long one process may hold a refresh (default 30s);
-	// CallTimeout bounds one provider call and is always shorter (default 10s).
-	LeaseTTL    time.Duration
+	// LeaseTTL is how long a lease lasts without renewal (default 3s): the
+	// longest a crashed holder can stall other processes. It is renewed
+	// every LeaseTTL/4 while a provider call runs.
+	LeaseTTL time.Duration
+	// CallTimeout bounds one provider token call (default 30s); a provider
+	// entry's token_timeout_seconds overrides it.
 	CallTimeout time.Duration
+	// Quarantine is how long a credential whose refresh may have landed
+	// unseen at a rotating provider is left alone (default CallTimeout).
+	Quarantine time.Duration
 	// MaxAttempts bounds provider calls per refresh (default 4).
 	MaxAttempts int
 	// BaseBackoff and MaxBackoff shape full-jitter backoff (250ms, 5s);
 	// a Retry-After beyond MaxRetryAfter (30s) ends the refresh with it.
 	BaseBackoff, MaxBackoff, MaxRetryAfter time.Duration
-	// Sleep waits between attempts and while another process holds the
-	// lease (default: a timer). Tests replace it to observe waits.
+	// Sleep waits between attempts (default: a timer). Tests replace it to
+	// observe waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// SkewWarn is the clock offset that logs a warning (default 30s).
 	SkewWarn time.Duration
+	// MaxCached bounds the in-memory coordinators (default 200,000).
+	MaxCached int
+	// TouchFlushEvery is how often recorded uses are written (default 10s);
+	// each credential's last_used_at is written at most once a minute.
+	TouchFlushEvery time.Duration
 }
 
-// Refresher is safe for concurrent use.
+// Refresher is safe for concurrent use. Start its background work with Run
+// (the change feed and the last-used flusher) and stop it with Close.
 type Refresher struct {
-	cfg Config
-	sf  singleflight.Group
-	// touched remembers when this process last recorded each credential's
-	// use, so a burst of requests writes last_used_at at most once a minute.
-	touched sync.Map // authgate.CredentialID → time.Time
-}
+	cfg      Config
+	feed     storage.ChangeFeed // nil: the store has none, nothing is cached
+	live     atomic.Bool        // the feed is running: cached copies are trustworthy
+	epoch    atomic.Uint64      // bumped when every cached copy must go
+	count    atomic.Int64       // coordinators in entries
+	closed   atomic.Bool
+	evicting atomic.Bool
 
-// touchEvery is the precision of last_used_at.
-const touchEvery = time.Minute
+	entries sync.Map // authgate.CredentialID → *entry
+	flights sync.WaitGroup
+	touches touchBuffer
 
-// touch records that a token was served.
-func (r *Refresher) touch(ctx context.Context, id authgate.CredentialID) {
-	now := r.cfg.Clock.Now()
-	if last, ok := r.touched.Load(id); ok && now.Sub(last.(time.Time)) < touchEvery {
-		return
-	}
-	r.touched.Store(id, now)
-	if err := r.cfg.Store.CredentialTouch(ctx, storage.CredentialTouchParams{ID: id, At: now.UTC(), Before: now.Add(-touchEvery)}); err != nil {
-		r.cfg.Logger.Warn("record credential use", slog.String("credential_id", string(id)), slog.String("error", err.Error()))
-	}
+	closeMu sync.RWMutex // orders flight starts against Close
+	runMu   sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New returns a refresher.
@@ -117,31 +134,39 @@ func New(cfg Config) *Refresher {
 	}
 	if cfg.Holder == "" {
 		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		_, _ = crand.Read(b)
-		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), nonce())
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
 		}
 	}
-	def(&cfg.LeaseTTL, 30*time.Second)
-	def(&cfg.CallTimeout, 10*time.Second)
-	if cfg.CallTimeout >= cfg.LeaseTTL {
-		cfg.CallTimeout = cfg.LeaseTTL / 3
-	}
+	def(&cfg.LeaseTTL, 3*time.Second)
+	def(&cfg.CallTimeout, 30*time.Second)
+	def(&cfg.Quarantine, cfg.CallTimeout)
 	def(&cfg.BaseBackoff, 250*time.Millisecond)
 	def(&cfg.MaxBackoff, 5*time.Second)
 	def(&cfg.MaxRetryAfter, 30*time.Second)
 	def(&cfg.SkewWarn, 30*time.Second)
+	def(&cfg.TouchFlushEvery, 10*time.Second)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 4
+	}
+	if cfg.MaxCached <= 0 {
+		cfg.MaxCached = 200_000
 	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	return &Refresher{cfg: cfg}
+	r := &Refresher{cfg: cfg}
+	r.feed, _ = cfg.Store.(storage.ChangeFeed)
+	return r
+}
+
+func nonce() string {
+	b := make([]byte, 6)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -163,9 +188,16 @@ type Request struct {
 	MinValid time.Duration
 	// Actions the caller is about to perform; missing scopes are refused.
 	Actions []string
+	// RejectedFingerprint reports that the provider refused the access token
+	// with this fingerprint (an HTTP 401 at its API). The credential is
+	// refreshed only if that token is still the stored one; otherwise the
+	// newer token is returned. Many workers reporting one rejection make one
+	// refresh.
+	RejectedFingerprint string
 }
 
-// Token is an access token ready to use.
+// Token is an access token ready to use. Tokens returned by Token may be
+// shared between callers: treat them as read-only.
 type Token struct {
 	CredentialID authgate.CredentialID
 	Provider     string
@@ -173,356 +205,125 @@ type Token struct {
 	TokenType    string
 	ExpiresAt    *time.Time
 	Scopes       []string
-	// Refreshed says whether this call refreshed (for logs and tests).
+	// Refreshed says whether a provider refresh produced this token for the
+	// flight the caller waited on (for logs, metrics and tests).
 	Refreshed bool
+	// MinValidMet is false when the caller's window is longer than the
+	// provider makes its tokens last: the freshest token is served anyway
+	// (see Refresher.Token).
+	MinValidMet bool
 }
 
 // DefaultMinValid is the safety window when the caller names none.
 const DefaultMinValid = 5 * time.Minute
 
 // Token returns an access token valid for at least req.MinValid.
+//
+// A window the provider cannot meet (longer than half the token lifetime
+// the provider was last seen to issue) does not make every request refresh:
+// a token in the first half of its life is never refreshed for a window, and
+// the freshest token is served with MinValidMet false. So 5-minute tokens
+// stay usable with the default 5-minute window (they are refreshed once
+// half-way through their life), and Google with a 3600 s window refreshes at
+// most every half hour.
 func (r *Refresher) Token(ctx context.Context, req Request) (*Token, error) {
 	if req.MinValid <= 0 {
 		req.MinValid = DefaultMinValid
 	}
-	l, err := r.cfg.Vault.LoadAccess(ctx, req.TenantID, req.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := r.provider(l)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkUsable(l); err != nil {
-		return nil, err
-	}
-	missing, err := p.Missing(req.Actions, l.GrantedScopes)
-	if err != nil {
-		return nil, authgate.Errorf(authgate.ClassInvalidRequest, "%s", err.Error())
-	}
-	if len(missing) > 0 {
-		e := authgate.Errorf(authgate.ClassInsufficientScope, "%s did not grant %s, which the requested actions need. Reconnect with those permissions.", p.DisplayName, strings.Join(missing, ", "))
-		e.CredentialID, e.MissingScopes = l.ID, missing
-		return nil, e
-	}
-	if r.fresh(l, p, req.MinValid) {
-		r.touch(ctx, l.ID)
-		return tokenOf(l, false), nil
-	}
-	// Callers asking for the same window share one flight; a caller with a
-	// longer window runs its own, which the lease orders after any other
-	// refresh so it re-reads first and refreshes only if still needed.
-	key := string(req.TenantID) + "/" + string(req.ID) + "/" + req.MinValid.String()
-	ch := r.sf.DoChan(key, func() (any, error) {
-		// The shared refresh outlives any one caller's context.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LeaseTTL*3)
-		defer cancel()
-		return r.refresh(fctx, req, p)
-	})
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+	if req.RejectedFingerprint == "" && r.live.Load() {
+		if v, ok := r.entries.Load(req.ID); ok {
+			e := v.(*entry)
+			if s := e.snap.Load(); s != nil && s.epoch == r.epoch.Load() && s.tenant == req.TenantID {
+				if t, err, done := r.serve(e, s, req, false, false); done {
+					return t, err
+				}
+			}
 		}
-		t := res.Val.(*Token)
-		if t.ExpiresAt != nil && t.ExpiresAt.Sub(r.cfg.Clock.Now()) < req.MinValid {
-			return nil, authgate.Errorf(authgate.ClassInvalidRequest, "%s issues tokens valid until %s; min_valid_seconds %d cannot be met", p.DisplayName, t.ExpiresAt.UTC().Format(time.RFC3339), int(req.MinValid.Seconds()))
-		}
-		r.touch(ctx, t.CredentialID)
-		return t, nil
 	}
+	return r.slow(ctx, req)
 }
 
-func (r *Refresher) provider(l *vault.Loaded) (*catalog.Provider, error) {
+// serve answers from a snapshot if it can. done is false when the snapshot
+// cannot decide and a flight must: the token is too old for the window, or
+// (on the hot path, where the copy could lag the database by a moment) the
+// credential is not active. afterFlight says s is what a flight just read or
+// wrote, and refreshed that this flight made a provider refresh: a token that
+// fresh is served even when it cannot meet the caller's window.
+func (r *Refresher) serve(e *entry, s *snapshot, req Request, afterFlight, refreshed bool) (t *Token, err error, done bool) {
+	if s.cred.Status != authgate.CredentialStatusActive {
+		return nil, checkUsable(&s.cred), afterFlight
+	}
+	if len(req.Actions) > 0 {
+		if err := missingScopes(s, req.Actions); err != nil {
+			return nil, err, true
+		}
+	}
+	if req.RejectedFingerprint != "" && req.RejectedFingerprint == s.cred.AccessTokenFingerprint {
+		return nil, nil, false
+	}
+	now := r.cfg.Clock.Now()
+	if s.token.ExpiresAt == nil {
+		if s.provider.Expires() && !refreshed {
+			return nil, nil, false
+		}
+		r.touch(e, req.ID, now)
+		return s.token, nil, true
+	}
+	left := s.token.ExpiresAt.Sub(now)
+	if left >= s.need(req.MinValid) || (refreshed && left > 0) {
+		r.touch(e, req.ID, now)
+		if left >= req.MinValid && !refreshed {
+			return s.token, nil, true
+		}
+		c := *s.token
+		c.MinValidMet, c.Refreshed = left >= req.MinValid, refreshed
+		return &c, nil, true
+	}
+	return nil, nil, false
+}
+
+func missingScopes(s *snapshot, actions []string) error {
+	missing, err := s.provider.Missing(actions, s.cred.GrantedScopes)
+	if err != nil {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "%s", err.Error())
+	}
+	if len(missing) > 0 {
+		e := authgate.Errorf(authgate.ClassInsufficientScope, "%s did not grant %s, which the requested actions need. Reconnect with those permissions.", s.provider.DisplayName, strings.Join(missing, ", "))
+		e.CredentialID, e.MissingScopes = s.cred.ID, missing
+		return e
+	}
+	return nil
+}
+
+func checkUsable(c *authgate.Credential) error {
+	switch c.Status {
+	case authgate.CredentialStatusActive:
+		return nil
+	case authgate.CredentialStatusRevoked:
+		e := authgate.Errorf(authgate.ClassReauthRequired, "this %s connection was disconnected; connect it again to continue", c.Provider)
+		e.CredentialID = c.ID
+		return e
+	}
+	e := authgate.Errorf(authgate.ClassReauthRequired, "the %s connection needs the user to reconnect (%s)", c.Provider, c.StatusReason)
+	e.CredentialID = c.ID
+	return e
+}
+
+func (r *Refresher) provider(name string) (*catalog.Provider, error) {
 	if r.cfg.Providers == nil {
 		return nil, authgate.Errorf(authgate.ClassClientMisconfigured, "no providers are configured")
 	}
-	p, ok := r.cfg.Providers.Get(l.Provider)
+	p, ok := r.cfg.Providers.Get(name)
 	if !ok {
-		return nil, authgate.Errorf(authgate.ClassClientMisconfigured, "provider %q is not configured on this server", l.Provider)
+		return nil, authgate.Errorf(authgate.ClassClientMisconfigured, "provider %q is not configured on this server", name)
 	}
 	return p, nil
 }
 
-func checkUsable(l *vault.Loaded) error {
-	switch l.Status {
-	case authgate.CredentialStatusActive:
-		return nil
-	case authgate.CredentialStatusRevoked:
-		e := authgate.Errorf(authgate.ClassReauthRequired, "this %s connection was disconnected; connect it again to continue", l.Provider)
-		e.CredentialID = l.ID
-		return e
+// callTimeout is the provider's own token timeout or the default.
+func (r *Refresher) callTimeout(p *catalog.Provider) time.Duration {
+	if p.TokenTimeoutSeconds > 0 {
+		return time.Duration(p.TokenTimeoutSeconds) * time.Second
 	}
-	e := authgate.Errorf(authgate.ClassReauthRequired, "the %s connection needs the user to reconnect (%s)", l.Provider, l.StatusReason)
-	e.CredentialID = l.ID
-	return e
-}
-
-// fresh reports whether the stored access token is good for minValid more.
-func (r *Refresher) fresh(l *vault.Loaded, p *catalog.Provider, minValid time.Duration) bool {
-	if l.AccessToken.IsZero() {
-		return false
-	}
-	if l.AccessTokenExpiresAt == nil {
-		return !p.Expires()
-	}
-	return l.AccessTokenExpiresAt.Sub(r.cfg.Clock.Now()) >= minValid
-}
-
-func tokenOf(l *vault.Loaded, refreshed bool) *Token {
-	typ := l.TokenType
-	if typ == "" || strings.EqualFold(typ, "bearer") || typ == "bot" || typ == "user" {
-		typ = "Bearer"
-	}
-	return &Token{CredentialID: l.ID, Provider: l.Provider, AccessToken: l.AccessToken, TokenType: typ, ExpiresAt: l.AccessTokenExpiresAt, Scopes: l.GrantedScopes, Refreshed: refreshed}
-}
-
-// refresh runs once per credential at a time in this process.
-func (r *Refresher) refresh(ctx context.Context, req Request, p *catalog.Provider) (*Token, error) {
-	wait := 10 * time.Millisecond
-	for {
-		l, err := r.cfg.Vault.Load(ctx, req.TenantID, req.ID)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkUsable(l); err != nil {
-			return nil, err
-		}
-		if r.fresh(l, p, req.MinValid) {
-			return tokenOf(l, false), nil
-		}
-		lease := storage.CredentialLeaseParams{ID: req.ID, Holder: r.cfg.Holder, Now: r.cfg.Clock.Now(), Until: r.cfg.Clock.Now().Add(r.cfg.LeaseTTL)}
-		got, err := r.cfg.Store.CredentialLeaseAcquire(ctx, lease)
-		if err != nil {
-			return nil, fmt.Errorf("refresh %s: lease: %w", req.ID, err)
-		}
-		if !got {
-			// Another process is refreshing: wait, then re-read its result.
-			if err := r.cfg.Sleep(ctx, wait); err != nil {
-				return nil, authgate.Errorf(authgate.ClassTransient, "timed out waiting for another refresh of %s", req.ID).WithCause(err)
-			}
-			wait = min(wait*2, 200*time.Millisecond)
-			continue
-		}
-		t, again, err := r.refreshHolding(ctx, req, p)
-		// Release on a context that is not done, so a lease never outlives
-		// its work by more than a failed release.
-		if rerr := r.cfg.Store.CredentialLeaseRelease(context.WithoutCancel(ctx), lease); rerr != nil {
-			r.cfg.Logger.Warn("release refresh lease", slog.String("credential_id", string(req.ID)), slog.String("error", rerr.Error()))
-		}
-		if again {
-			continue
-		}
-		return t, err
-	}
-}
-
-// refreshHolding refreshes while holding the lease. again asks the caller to
-// start over (the stored credential moved under us).
-func (r *Refresher) refreshHolding(ctx context.Context, req Request, p *catalog.Provider) (*Token, bool, error) {
-	l, err := r.cfg.Vault.Load(ctx, req.TenantID, req.ID)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := checkUsable(l); err != nil {
-		return nil, false, err
-	}
-	if r.fresh(l, p, req.MinValid) {
-		return tokenOf(l, false), false, nil
-	}
-	if l.RefreshToken.IsZero() {
-		c, err := r.cfg.Vault.MarkReauthRequired(ctx, req.TenantID, req.ID, authgate.StatusReasonNoRefreshToken, nil)
-		if err != nil {
-			return nil, false, err
-		}
-		e := authgate.Errorf(authgate.ClassReauthRequired, "the %s connection has no refresh token and its access token expired; reconnect to continue", p.DisplayName)
-		e.CredentialID = c.ID
-		return nil, false, e
-	}
-	for attempt := 1; ; attempt++ {
-		// Keep the lease for the whole attempt.
-		now := r.cfg.Clock.Now()
-		if ok, err := r.cfg.Store.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: req.ID, Holder: r.cfg.Holder, Now: now, Until: now.Add(r.cfg.LeaseTTL)}); err != nil || !ok {
-			return nil, true, nil
-		}
-		out := r.call(ctx, p, l)
-		if out.err == nil {
-			c, err := r.cfg.Vault.ApplyRefresh(ctx, req.TenantID, req.ID, vault.Refreshed{
-				UsedRefreshFP: l.RefreshToken.Fingerprint(), AccessToken: out.access, ExpiresAt: out.expiresAt, RefreshToken: out.refresh,
-				Scopes: out.scopes, ClockSkew: out.skew, SkewKnown: out.skewKnown, RequestID: out.requestID, HTTPStatus: out.status, Actor: "refresher",
-			})
-			if errors.Is(err, vault.ErrStale) {
-				return nil, true, nil
-			}
-			if err != nil {
-				return nil, false, fmt.Errorf("refresh %s: store: %w", req.ID, err)
-			}
-			exp := timePtr(out.expiresAt)
-			return &Token{CredentialID: c.ID, Provider: c.Provider, AccessToken: out.access, TokenType: tokenOf(l, true).TokenType, ExpiresAt: exp, Scopes: c.GrantedScopes, Refreshed: true}, false, nil
-		}
-		cls := out.class
-		fail := vault.Failure{Class: cls.Class, ErrorCode: cls.ErrorCode, HTTPStatus: out.status, RequestID: out.requestID, Attempt: attempt,
-			RefreshFP: l.RefreshToken.Fingerprint(), Description: out.description, Actor: "refresher"}
-		switch cls.Class {
-		case authgate.ClassReauthRequired, authgate.ClassAdminPolicy:
-			reason := authgate.StatusReasonInvalidGrant
-			if cls.Class == authgate.ClassAdminPolicy {
-				reason = authgate.StatusReasonAdminPolicy
-			} else if cls.ErrorCode == "token_revoked" || cls.ErrorCode == "access_denied" {
-				reason = authgate.StatusReasonRevoked
-			}
-			// A race lost to another refresher is not a revocation: the
-			// vault refuses when the stored refresh token is not the one
-			// that failed, and we start over with the newer one.
-			c, err := r.cfg.Vault.MarkReauthRequired(ctx, req.TenantID, req.ID, reason, &fail)
-			if errors.Is(err, vault.ErrStale) {
-				return nil, true, nil
-			}
-			if err != nil {
-				return nil, false, err
-			}
-			e := authgate.Errorf(cls.Class, "%s", cls.Message)
-			e.CredentialID = c.ID
-			return nil, false, e.WithCause(out.err)
-		case authgate.ClassRateLimited, authgate.ClassTransient:
-			_ = r.cfg.Vault.RecordFailure(ctx, req.TenantID, req.ID, fail)
-			if cls.RetryAfter > r.cfg.MaxRetryAfter || attempt >= r.cfg.MaxAttempts {
-				e := authgate.Errorf(cls.Class, "%s", cls.Message)
-				e.CredentialID, e.RetryAfter = req.ID, authgate.Duration(max(cls.RetryAfter, time.Second))
-				return nil, false, e.WithCause(out.err)
-			}
-			if err := r.cfg.Sleep(ctx, max(cls.RetryAfter, r.backoff(attempt))); err != nil {
-				return nil, false, authgate.Errorf(authgate.ClassTransient, "%s", cls.Message).WithCause(err)
-			}
-		default:
-			_ = r.cfg.Vault.RecordFailure(ctx, req.TenantID, req.ID, fail)
-			e := authgate.Errorf(cls.Class, "%s", cls.Message)
-			e.CredentialID = req.ID
-			return nil, false, e.WithCause(out.err)
-		}
-	}
-}
-
-// backoff is full jitter: uniform in [0, min(max, base·2^attempt)).
-func (r *Refresher) backoff(attempt int) time.Duration {
-	ceiling := min(r.cfg.MaxBackoff, r.cfg.BaseBackoff<<min(attempt, 20))
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// outcome is one provider refresh call.
-type outcome struct {
-	access, refresh secret.Secret
-	expiresAt       time.Time
-	scopes          []string
-	skew            time.Duration
-	skewKnown       bool
-	status          int
-	requestID       string
-	err             error
-	class           classify.Result
-	description     string
-}
-
-// call makes one refresh request with x/oauth2 and records the response.
-func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Loaded) outcome {
-	start := r.cfg.Clock.Now()
-	rec := &httprec.Recorder{Base: r.cfg.Transport}
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
-	defer cancel()
-	cctx = context.WithValue(cctx, oauth2.HTTPClient, &http.Client{Transport: rec})
-	style := oauth2.AuthStyleInHeader
-	if p.ClientAuth == "post" {
-		style = oauth2.AuthStyleInParams
-	}
-	cfg := &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: p.TokenURL, AuthStyle: style}}
-	sent := l.RefreshToken.Reveal()
-	tok, err := cfg.TokenSource(cctx, &oauth2.Token{RefreshToken: sent, Expiry: time.Unix(1, 0)}).Token()
-	received := r.cfg.Clock.Now()
-	out := outcome{status: rec.Status, requestID: rec.RequestID()}
-	out.skew, out.skewKnown = rec.ClockSkew(received)
-	// Slack answers refresh failures with HTTP 200 {"ok":false}: a "success"
-	// to x/oauth2 that is no token.
-	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {
-		err = errors.New("provider answered without an access token")
-	}
-	outcomeName := "success"
-	if err != nil {
-		out.err = err
-		if rec.Status == 0 {
-			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: 503, Header: http.Header{}, Now: received})
-			out.description = "no response: " + err.Error()
-		} else {
-			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
-			out.description = descriptionOf(rec.Body)
-		}
-		outcomeName = string(out.class.Class)
-	} else {
-		out.access = secret.New(tok.AccessToken)
-		if tok.RefreshToken != "" && tok.RefreshToken != sent {
-			out.refresh = secret.New(tok.RefreshToken)
-		}
-		if tok.ExpiresIn > 0 {
-			out.expiresAt = received.Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Truncate(time.Microsecond)
-		}
-		if s, ok := tok.Extra("scope").(string); ok && s != "" {
-			out.scopes = p.SplitScopes(s)
-		}
-	}
-	if r.cfg.Observer != nil {
-		r.cfg.Observer.Refresh(p.Name, outcomeName, received.Sub(start))
-	}
-	attrs := []slog.Attr{
-		slog.String("provider", p.Name), slog.String("credential_id", string(l.ID)), slog.String("user_id", l.UserID), slog.String("workspace_id", l.WorkspaceID),
-		slog.String("refresh_token_fp", l.RefreshToken.Fingerprint()), slog.Int("http_status", out.status), slog.String("provider_request_id", out.requestID),
-		slog.Float64("duration_ms", float64(received.Sub(start).Microseconds())/1000), slog.String("outcome", outcomeName),
-	}
-	if out.err != nil {
-		attrs = append(attrs, slog.String("error", out.class.ErrorCode), slog.String("error_description", out.description))
-	} else {
-		attrs = append(attrs, slog.String("access_token_fp", out.access.Fingerprint()), slog.Bool("rotated", !out.refresh.IsZero()))
-	}
-	if out.skewKnown {
-		attrs = append(attrs, slog.Float64("clock_skew_seconds", out.skew.Seconds()))
-		if out.skew > r.cfg.SkewWarn || out.skew < -r.cfg.SkewWarn {
-			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "provider clock skew", attrs...)
-		}
-	}
-	level := slog.LevelInfo
-	if out.err != nil {
-		level = slog.LevelWarn
-	}
-	r.cfg.Logger.LogAttrs(ctx, level, "refresh", attrs...)
-	return out
-}
-
-// descriptionOf extracts a provider's error description for the event log
-// (never the whole body, which could echo a token).
-func descriptionOf(body []byte) string {
-	for _, key := range []string{`"error_description"`, `"message"`, `"error"`} {
-		i := bytes.Index(body, []byte(key))
-		if i < 0 {
-			continue
-		}
-		rest := body[i+len(key):]
-		j := bytes.IndexByte(rest, '"')
-		if j < 0 {
-			continue
-		}
-		rest = rest[j+1:]
-		k := bytes.IndexByte(rest, '"')
-		if k < 0 || k > 300 {
-			continue
-		}
-		return string(rest[:k])
-	}
-	return ""
+	return r.cfg.CallTimeout
 }

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authgate/authgate"
@@ -31,7 +33,6 @@ const DefaultTenantName = "default"
 
 var (
 	keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-	keyPattern  = regexp.MustCompile(`^ag_[a-z2-7]{52}$`)
 	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 )
 
@@ -39,6 +40,36 @@ var (
 type Service struct {
 	store storage.Store
 	clock clock.Clock
+	// keys caches successful key lookups for at most keyCacheTTL, so the
+	// hot path makes no query per request while a revoked key still stops
+	// working within a second on every server.
+	keys     sync.Map // [sha256.Size]byte → cachedKey
+	keyCount atomic.Int64
+}
+
+// keyCacheTTL is how long a looked-up key is trusted without the database.
+const keyCacheTTL = 900 * time.Millisecond
+
+// maxCachedKeys bounds the key cache (it is cleared when full).
+const maxCachedKeys = 10_000
+
+type cachedKey struct {
+	p  Principal
+	at time.Time
+}
+
+// validKey reports whether key has the shape of an API key ("ag_" and 52
+// base32 letters), without a regular expression on the hot path.
+func validKey(key string) bool {
+	if len(key) != len(KeyPrefix)+52 || !strings.HasPrefix(key, KeyPrefix) {
+		return false
+	}
+	for _, c := range key[len(KeyPrefix):] {
+		if (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
 }
 
 // New returns a tenancy service over store.
@@ -80,17 +111,31 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Princ
 		return Principal{}, ErrUnauthenticated
 	}
 	key = strings.TrimSpace(key)
-	if !keyPattern.MatchString(key) {
+	if !validKey(key) {
 		return Principal{}, ErrUnauthenticated
 	}
-	k, err := s.store.APIKeyGetByHash(ctx, HashKey(key))
+	sum := sha256.Sum256([]byte(key))
+	now := s.clock.Now()
+	if v, ok := s.keys.Load(sum); ok {
+		c := v.(cachedKey)
+		if d := now.Sub(c.at); d >= 0 && d < keyCacheTTL {
+			return c.p, nil
+		}
+	}
+	k, err := s.store.APIKeyGetByHash(ctx, sum[:])
 	if errors.Is(err, storage.ErrNotFound) {
+		s.keys.Delete(sum)
 		return Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	return Principal{TenantID: k.TenantID, KeyID: k.ID}, nil
+	p := Principal{TenantID: k.TenantID, KeyID: k.ID}
+	if _, loaded := s.keys.Swap(sum, cachedKey{p: p, at: now}); !loaded && s.keyCount.Add(1) > maxCachedKeys {
+		s.keys.Clear()
+		s.keyCount.Store(0)
+	}
+	return p, nil
 }
 
 // CreateTenant creates a tenant with one API key and returns the key: it is

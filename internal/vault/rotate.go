@@ -26,16 +26,76 @@ type RotateResult struct {
 	Failed  int // could not be decrypted; see the error
 	// Remaining is how many credentials still hold a secret sealed with another key.
 	Remaining int
+	// Sessions counts pending connect sessions whose PKCE verifier was
+	// re-encrypted (a connect started before the rotation still completes
+	// after the old key is retired).
+	Sessions int
 }
+
+// SessionAssociatedData is what a connect session's sealed verifier is bound to.
+func SessionAssociatedData(id string) []byte { return []byte("authgate/connect\x00" + id) }
 
 // RotateKeys re-encrypts every secret not sealed with the keyring's primary
 // key. Each batch commits in its own transaction and each row is a
 // compare-and-swap on its version, so a concurrent refresh is never
 // overwritten and a rotation killed half-way simply resumes: what remains is
-// exactly what is still sealed with an old key. Versions do not change
-// (re-encryption changes no token). A secret that cannot be decrypted is
-// reported and left as it is; the error says which key it needs.
+// exactly what is still sealed with an old key. Each re-seal bumps the
+// version, so a refresh that read the old ciphertext loses its
+// compare-and-swap instead of writing it back; rows changed meanwhile are
+// picked up by another pass (up to a few, while passes make progress). A
+// secret that cannot be decrypted is reported and left as it is; the error
+// says which key it needs. Pending connect sessions are re-sealed too.
 func (v *Vault) RotateKeys(ctx context.Context, opts RotateOptions) (RotateResult, error) {
+	var res RotateResult
+	for pass := 0; pass < 5; pass++ {
+		r, err := v.rotatePass(ctx, opts)
+		res.Rotated += r.Rotated
+		res.Skipped = r.Skipped
+		res.Failed = r.Failed
+		res.Remaining = r.Remaining
+		if err != nil {
+			return res, err
+		}
+		if r.Remaining == 0 || r.Rotated == 0 {
+			break
+		}
+	}
+	n, err := v.rotateSessions(ctx)
+	res.Sessions = n
+	return res, err
+}
+
+// rotateSessions re-seals the PKCE verifiers of connect sessions still usable.
+func (v *Vault) rotateSessions(ctx context.Context) (int, error) {
+	primary := v.keys.Primary()
+	n, after := 0, ""
+	for {
+		ss, err := v.store.ConnectSessionListSealedNotWith(ctx, storage.ConnectSessionListSealedNotWithParams{KeyID: primary, Now: v.now(), AfterID: after, Limit: 500})
+		if err != nil {
+			return n, fmt.Errorf("rotate: list connect sessions: %w", err)
+		}
+		if len(ss) == 0 {
+			return n, nil
+		}
+		after = ss[len(ss)-1].ID
+		for _, s := range ss {
+			pt, err := v.keys.Open(s.Verifier, SessionAssociatedData(s.ID))
+			if err != nil {
+				continue // unreadable: the session fails at its callback, as it would have
+			}
+			err = v.store.ConnectSessionReseal(ctx, storage.ConnectSessionResealParams{ID: s.ID, OldKeyID: s.Verifier.KeyID, Verifier: v.keys.Seal(pt, SessionAssociatedData(s.ID))})
+			switch {
+			case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrVersionConflict):
+			case err != nil:
+				return n, fmt.Errorf("rotate: reseal connect session: %w", err)
+			default:
+				n++
+			}
+		}
+	}
+}
+
+func (v *Vault) rotatePass(ctx context.Context, opts RotateOptions) (RotateResult, error) {
 	batch := opts.BatchSize
 	if batch <= 0 {
 		batch = 500

@@ -88,6 +88,9 @@ type Loaded struct {
 	authgate.Credential
 	AccessToken  secret.Secret
 	RefreshToken secret.Secret
+	// The refresh lease as stored (the refresher waits on it).
+	LeaseHolder    string
+	LeaseExpiresAt time.Time
 }
 
 // Get returns a credential's metadata (no decryption).
@@ -121,7 +124,7 @@ func (v *Vault) LoadAccess(ctx context.Context, tenant authgate.TenantID, id aut
 	if err != nil {
 		return nil, err
 	}
-	return &Loaded{Credential: Public(rec), AccessToken: at}, nil
+	return &Loaded{Credential: Public(rec), AccessToken: at, LeaseHolder: rec.LeaseHolder, LeaseExpiresAt: rec.LeaseExpiresAt}, nil
 }
 
 func (v *Vault) decrypt(rec *storage.Credential) (*Loaded, error) {
@@ -133,7 +136,7 @@ func (v *Vault) decrypt(rec *storage.Credential) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loaded{Credential: Public(rec), AccessToken: at, RefreshToken: rt}, nil
+	return &Loaded{Credential: Public(rec), AccessToken: at, RefreshToken: rt, LeaseHolder: rec.LeaseHolder, LeaseExpiresAt: rec.LeaseExpiresAt}, nil
 }
 
 func (v *Vault) get(ctx context.Context, q storage.Queries, tenant authgate.TenantID, id authgate.CredentialID) (*storage.Credential, error) {

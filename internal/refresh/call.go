@@ -1,0 +1,136 @@
+package refresh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/authgate/authgate/internal/catalog"
+	"github.com/authgate/authgate/internal/classify"
+	"github.com/authgate/authgate/internal/httprec"
+	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/vault"
+)
+
+// outcome is one provider refresh call.
+type outcome struct {
+	access, refresh secret.Secret
+	expiresAt       time.Time
+	scopes          []string
+	skew            time.Duration
+	skewKnown       bool
+	status          int
+	requestID       string
+	err             error
+	class           classify.Result
+	description     string
+	// inDoubt: no answer, and the request may have reached the provider.
+	inDoubt bool
+}
+
+// call makes one refresh request with x/oauth2 and records the response.
+func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Loaded) outcome {
+	start := r.cfg.Clock.Now()
+	rec := &httprec.Recorder{Base: r.cfg.Transport}
+	cctx, cancel := context.WithTimeout(ctx, r.callTimeout(p))
+	defer cancel()
+	cctx = context.WithValue(cctx, oauth2.HTTPClient, &http.Client{Transport: rec})
+	style := oauth2.AuthStyleInHeader
+	if p.ClientAuth == "post" {
+		style = oauth2.AuthStyleInParams
+	}
+	cfg := &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: p.TokenURL, AuthStyle: style}}
+	sent := l.RefreshToken.Reveal()
+	tok, err := cfg.TokenSource(cctx, &oauth2.Token{RefreshToken: sent, Expiry: time.Unix(1, 0)}).Token()
+	received := r.cfg.Clock.Now()
+	out := outcome{status: rec.Status, requestID: rec.RequestID()}
+	out.skew, out.skewKnown = rec.ClockSkew(received)
+	// Slack answers refresh failures with HTTP 200 {"ok":false}: a "success"
+	// to x/oauth2 that is no token.
+	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {
+		err = errors.New("provider answered without an access token")
+	}
+	outcomeName := "success"
+	if err != nil {
+		out.err = err
+		if rec.Status == 0 {
+			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: 503, Header: http.Header{}, Now: received})
+			out.description = "no response: " + err.Error()
+			out.inDoubt = rec.Sent
+		} else if rec.Status == http.StatusBadGateway || rec.Status == http.StatusGatewayTimeout {
+			// A gateway gave up waiting: the provider behind it may have
+			// answered (and rotated) all the same.
+			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
+			out.description = descriptionOf(rec.Body)
+			out.inDoubt = true
+		} else {
+			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
+			out.description = descriptionOf(rec.Body)
+		}
+		outcomeName = string(out.class.Class)
+	} else {
+		out.access = secret.New(tok.AccessToken)
+		if tok.RefreshToken != "" && tok.RefreshToken != sent {
+			out.refresh = secret.New(tok.RefreshToken)
+		}
+		if tok.ExpiresIn > 0 {
+			out.expiresAt = received.Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Truncate(time.Microsecond)
+		}
+		if s, ok := tok.Extra("scope").(string); ok && s != "" {
+			out.scopes = p.SplitScopes(s)
+		}
+	}
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.Refresh(p.Name, outcomeName, received.Sub(start))
+	}
+	attrs := []slog.Attr{
+		slog.String("provider", p.Name), slog.String("credential_id", string(l.ID)), slog.String("user_id", l.UserID), slog.String("workspace_id", l.WorkspaceID),
+		slog.String("refresh_token_fp", l.RefreshToken.Fingerprint()), slog.Int("http_status", out.status), slog.String("provider_request_id", out.requestID),
+		slog.Float64("duration_ms", float64(received.Sub(start).Microseconds())/1000), slog.String("outcome", outcomeName),
+	}
+	if out.err != nil {
+		attrs = append(attrs, slog.String("error", out.class.ErrorCode), slog.String("error_description", out.description))
+	} else {
+		attrs = append(attrs, slog.String("access_token_fp", out.access.Fingerprint()), slog.Bool("rotated", !out.refresh.IsZero()))
+	}
+	if out.skewKnown {
+		attrs = append(attrs, slog.Float64("clock_skew_seconds", out.skew.Seconds()))
+		if out.skew > r.cfg.SkewWarn || out.skew < -r.cfg.SkewWarn {
+			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "provider clock skew", attrs...)
+		}
+	}
+	level := slog.LevelInfo
+	if out.err != nil {
+		level = slog.LevelWarn
+	}
+	r.cfg.Logger.LogAttrs(ctx, level, "refresh", attrs...)
+	return out
+}
+
+// descriptionOf extracts a provider's error description for the event log
+// (never the whole body, which could echo a token).
+func descriptionOf(body []byte) string {
+	for _, key := range []string{`"error_description"`, `"message"`, `"error"`} {
+		i := bytes.Index(body, []byte(key))
+		if i < 0 {
+			continue
+		}
+		rest := body[i+len(key):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			continue
+		}
+		rest = rest[j+1:]
+		k := bytes.IndexByte(rest, '"')
+		if k < 0 || k > 300 {
+			continue
+		}
+		return string(rest[:k])
+	}
+	return ""
+}

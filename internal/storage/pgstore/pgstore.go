@@ -112,6 +112,14 @@ func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error 
 	return nil
 }
 
+// CredentialTouchBatch records every touch in one transaction.
+func (s *Store) CredentialTouchBatch(ctx context.Context, touches []storage.CredentialTouch) error {
+	if len(touches) == 0 {
+		return nil
+	}
+	return s.Tx(ctx, func(q storage.Queries) error { return q.CredentialTouchBatch(ctx, touches) })
+}
+
 func mapErr(err error) error {
 	if err == nil {
 		return nil

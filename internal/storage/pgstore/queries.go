@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 type queries struct{ db execer }
@@ -284,7 +286,8 @@ func (q queries) CredentialListSealedNotWith(ctx context.Context, p storage.Cred
 }
 
 func (q queries) CredentialReseal(ctx context.Context, p storage.CredentialResealParams) error {
-	tag, err := q.db.Exec(ctx, `UPDATE credentials SET access_token_kid = $1, access_token_ct = $2, refresh_token_kid = $3, refresh_token_ct = $4
+	tag, err := q.db.Exec(ctx, `UPDATE credentials SET access_token_kid = $1, access_token_ct = $2, refresh_token_kid = $3, refresh_token_ct = $4,
+		version = version + 1
 		WHERE id = $5 AND version = $6`, p.AccessToken.KeyID, blob(p.AccessToken), p.RefreshToken.KeyID, blob(p.RefreshToken), p.ID, p.Version)
 	if err != nil {
 		return mapErr(err)
@@ -292,15 +295,52 @@ func (q queries) CredentialReseal(ctx context.Context, p storage.CredentialResea
 	return q.casResult(ctx, tag, p.ID, func() {})
 }
 
-func (q queries) CredentialTouch(ctx context.Context, p storage.CredentialTouchParams) error {
-	_, err := q.db.Exec(ctx, `UPDATE credentials SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)`, ts(p.At), p.ID, ts(p.Before))
-	return mapErr(err)
+// CredentialTouchBatch queues one UPDATE per entry in a pgx batch: pgx
+// prepares the statement once and sends every execution in one round trip.
+// Store.CredentialTouchBatch wraps it in a transaction. Rows are updated in
+// id order, so two batches touching the same credentials lock them in the
+// same order and cannot deadlock. Touches change neither version, lease
+// holder nor status, so the change-feed trigger does not fire.
+func (q queries) CredentialTouchBatch(ctx context.Context, touches []storage.CredentialTouch) error {
+	if len(touches) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(touches)
+	slices.SortFunc(sorted, func(a, b storage.CredentialTouch) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	b := &pgx.Batch{}
+	for _, t := range sorted {
+		b.Queue(`UPDATE credentials SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`, ts(t.At), t.ID)
+	}
+	br := q.db.SendBatch(ctx, b)
+	for _, t := range sorted {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return fmt.Errorf("touch %s: %w", t.ID, mapErr(err))
+		}
+	}
+	return mapErr(br.Close())
 }
 
+var errEmptyHolder = errors.New("lease: empty holder name")
+
 func (q queries) CredentialLeaseAcquire(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
+	if p.Holder == "" {
+		return false, errEmptyHolder
+	}
 	tag, err := q.db.Exec(ctx, `UPDATE credentials SET lease_holder = $1, lease_expires_at = $2
-		WHERE id = $3 AND (lease_holder = '' OR lease_holder = $1 OR lease_expires_at IS NULL OR lease_expires_at <= $4)`,
+		WHERE id = $3 AND (lease_holder = '' OR lease_expires_at IS NULL OR lease_expires_at <= $4)`,
 		p.Holder, ts(p.Until), p.ID, ts(p.Now))
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (q queries) CredentialLeaseRenew(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
+	if p.Holder == "" {
+		return false, errEmptyHolder
+	}
+	tag, err := q.db.Exec(ctx, `UPDATE credentials SET lease_expires_at = $1 WHERE id = $2 AND lease_holder = $3`, ts(p.Until), p.ID, p.Holder)
 	if err != nil {
 		return false, mapErr(err)
 	}
@@ -401,4 +441,30 @@ func (q queries) ConnectSessionConsume(ctx context.Context, id string, now time.
 		return storage.ErrNotFound
 	}
 	return nil
+}
+
+func (q queries) ConnectSessionListSealedNotWith(ctx context.Context, p storage.ConnectSessionListSealedNotWithParams) ([]*storage.ConnectSession, error) {
+	return queryRows(ctx, q.db, scanSession, `SELECT `+sessionColumns+` FROM connect_sessions
+		WHERE id COLLATE "C" > $1 AND used_at IS NULL AND expires_at > $2 AND verifier_kid <> '' AND verifier_kid <> $3
+		ORDER BY id COLLATE "C" LIMIT $4`, p.AfterID, ts(p.Now), p.KeyID, storage.ClampLimit(p.Limit, 500, 5000))
+}
+
+func (q queries) ConnectSessionReseal(ctx context.Context, p storage.ConnectSessionResealParams) error {
+	tag, err := q.db.Exec(ctx, `UPDATE connect_sessions SET verifier_kid = $1, verifier_ct = $2 WHERE id = $3 AND verifier_kid = $4`,
+		p.Verifier.KeyID, blob(p.Verifier), p.ID, p.OldKeyID)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var one int
+	err = q.db.QueryRow(ctx, `SELECT 1 FROM connect_sessions WHERE id = $1`, p.ID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return storage.ErrVersionConflict
 }

@@ -19,6 +19,7 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // queries answers storage.Queries; r serves reads and w writes (both the same
@@ -124,8 +125,7 @@ func (q queries) APIKeyInsert(ctx context.Context, k storage.APIKey) error {
 func (q queries) APIKeyGetByHash(ctx context.Context, hash []byte) (storage.APIKey, error) {
 	var k storage.APIKey
 	var created int64
-	err := q.r.QueryRowContext(ctx, `SELECT id, tenant_id, hash, name, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash).
-		Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &created)
+	err := q.r.QueryRowContext(ctx, `SELECT id, tenant_id, hash, name, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash).Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &created)
 	if err != nil {
 		return k, mapErr(err)
 	}
@@ -308,7 +308,8 @@ func (q queries) CredentialListSealedNotWith(ctx context.Context, p storage.Cred
 
 func (q queries) CredentialReseal(ctx context.Context, p storage.CredentialResealParams) error {
 	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET
-		access_token_kid = ?, access_token_ct = ?, refresh_token_kid = ?, refresh_token_ct = ?
+		access_token_kid = ?, access_token_ct = ?, refresh_token_kid = ?, refresh_token_ct = ?,
+		version = version + 1
 		WHERE id = ? AND version = ?`,
 		p.AccessToken.KeyID, blob(p.AccessToken), p.RefreshToken.KeyID, blob(p.RefreshToken), p.ID, p.Version)
 	if err != nil {
@@ -348,16 +349,50 @@ func (q queries) EventList(ctx context.Context, p storage.EventListParams) ([]st
 		p.TenantID, p.CredentialID, p.AfterID, storage.ClampLimit(p.Limit, 100, 1000))
 }
 
-func (q queries) CredentialTouch(ctx context.Context, p storage.CredentialTouchParams) error {
-	_, err := q.w.ExecContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
-		p.At.UnixMicro(), p.ID, p.Before.UnixMicro())
-	return mapErr(err)
+// CredentialTouchBatch runs one prepared UPDATE per entry on the caller's
+// connection; Store.CredentialTouchBatch wraps it in a transaction. Touches
+// change neither version, lease holder nor status, so the change feed's
+// triggers do not fire.
+func (q queries) CredentialTouchBatch(ctx context.Context, touches []storage.CredentialTouch) error {
+	if len(touches) == 0 {
+		return nil
+	}
+	stmt, err := q.w.PrepareContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`)
+	if err != nil {
+		return fmt.Errorf("touch: prepare: %w", err)
+	}
+	defer stmt.Close()
+	for _, t := range touches {
+		at := micros(t.At)
+		if _, err := stmt.ExecContext(ctx, at, t.ID, at); err != nil {
+			return fmt.Errorf("touch %s: %w", t.ID, mapErr(err))
+		}
+	}
+	return nil
 }
 
+var errEmptyHolder = errors.New("lease: empty holder name")
+
 func (q queries) CredentialLeaseAcquire(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
+	if p.Holder == "" {
+		return false, errEmptyHolder
+	}
 	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET lease_holder = ?, lease_expires_at = ?
-		WHERE id = ? AND (lease_holder = '' OR lease_holder = ? OR lease_expires_at IS NULL OR lease_expires_at <= ?)`,
-		p.Holder, p.Until.UnixMicro(), p.ID, p.Holder, p.Now.UnixMicro())
+		WHERE id = ? AND (lease_holder = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?)`,
+		p.Holder, p.Until.UnixMicro(), p.ID, p.Now.UnixMicro())
+	if err != nil {
+		return false, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (q queries) CredentialLeaseRenew(ctx context.Context, p storage.CredentialLeaseParams) (bool, error) {
+	if p.Holder == "" {
+		return false, errEmptyHolder
+	}
+	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET lease_expires_at = ? WHERE id = ? AND lease_holder = ?`,
+		p.Until.UnixMicro(), p.ID, p.Holder)
 	if err != nil {
 		return false, mapErr(err)
 	}
@@ -428,4 +463,30 @@ func (q queries) ConnectSessionConsume(ctx context.Context, id string, now time.
 		return storage.ErrNotFound
 	}
 	return nil
+}
+
+func (q queries) ConnectSessionListSealedNotWith(ctx context.Context, p storage.ConnectSessionListSealedNotWithParams) ([]*storage.ConnectSession, error) {
+	return queryRows(ctx, q.r, scanSession, `SELECT `+sessionColumns+` FROM connect_sessions
+		WHERE id > ? AND used_at IS NULL AND expires_at > ? AND verifier_kid <> '' AND verifier_kid <> ?
+		ORDER BY id LIMIT ?`, p.AfterID, p.Now.UnixMicro(), p.KeyID, storage.ClampLimit(p.Limit, 500, 5000))
+}
+
+func (q queries) ConnectSessionReseal(ctx context.Context, p storage.ConnectSessionResealParams) error {
+	res, err := q.w.ExecContext(ctx, `UPDATE connect_sessions SET verifier_kid = ?, verifier_ct = ? WHERE id = ? AND verifier_kid = ?`,
+		p.Verifier.KeyID, blob(p.Verifier), p.ID, p.OldKeyID)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var one int
+	err = q.w.QueryRowContext(ctx, `SELECT 1 FROM connect_sessions WHERE id = ?`, p.ID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return storage.ErrVersionConflict
 }

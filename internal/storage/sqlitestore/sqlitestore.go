@@ -129,6 +129,15 @@ func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error 
 	return nil
 }
 
+// CredentialTouchBatch records every touch in one transaction: one write
+// lock and one commit for the whole batch.
+func (s *Store) CredentialTouchBatch(ctx context.Context, touches []storage.CredentialTouch) error {
+	if len(touches) == 0 {
+		return nil
+	}
+	return s.Tx(ctx, func(q storage.Queries) error { return q.CredentialTouchBatch(ctx, touches) })
+}
+
 // begin starts an immediate transaction. When another process holds the
 // write lock past the busy timeout, nothing has happened yet, so beginning
 // again is safe; it retries with jittered backoff until ctx ends.

@@ -40,7 +40,9 @@ func Run(t *testing.T, open Open) {
 		{"Events", testEvents},
 		{"Reseal", testReseal},
 		{"Lease", testLease},
+		{"TouchBatch", testTouchBatch},
 		{"ConnectSession", testConnectSession},
+		{"ConnectSessionReseal", testConnectSessionReseal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -563,12 +565,30 @@ func testReseal(t *testing.T, s storage.Store) {
 		t.Fatal(err)
 	}
 	after, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: old.ID})
-	if after.Version != old.Version || after.AccessToken.KeyID != "k2" || string(after.RefreshToken.Data) != "r2" {
-		t.Fatalf("after reseal: %+v", after)
+	if after.Version != old.Version+1 || after.AccessToken.KeyID != "k2" || string(after.RefreshToken.Data) != "r2" {
+		t.Fatalf("after reseal: version %d (want %d), %+v", after.Version, old.Version+1, after)
+	}
+	// A writer that read the row before the reseal holds the old
+	// ciphertexts: its compare-and-swap must lose, or it would write back
+	// secrets sealed with the key being retired.
+	stale := *old
+	stale.Email = "stale@example.com"
+	if err := s.CredentialUpdateCAS(ctx, &stale); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("CAS at the pre-reseal version err = %v; want ErrVersionConflict", err)
+	}
+	if got, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: old.ID}); got.AccessToken.KeyID != "k2" || got.Email != old.Email {
+		t.Fatalf("a stale CAS changed a resealed row: %+v", got)
+	}
+	if err := s.CredentialReseal(ctx, p); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("second reseal at the pre-reseal version err = %v; want ErrVersionConflict", err)
 	}
 	p.Version = 99
 	if err := s.CredentialReseal(ctx, p); !errors.Is(err, storage.ErrVersionConflict) {
 		t.Fatalf("reseal at wrong version err = %v; want ErrVersionConflict", err)
+	}
+	p.ID, p.Version = authgate.NewCredentialID(), 1
+	if err := s.CredentialReseal(ctx, p); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("reseal of a missing row err = %v; want ErrNotFound", err)
 	}
 	todo, _ = s.CredentialListSealedNotWith(ctx, storage.CredentialListSealedNotWithParams{KeyID: "k2"})
 	if len(todo) != 1 || todo[0].ID != mixed.ID {
@@ -584,6 +604,14 @@ func testLease(t *testing.T, s storage.Store) {
 	p := func(holder string, now time.Time) storage.CredentialLeaseParams {
 		return storage.CredentialLeaseParams{ID: c.ID, Holder: holder, Now: now, Until: now.Add(30 * time.Second)}
 	}
+	get := func() *storage.Credential {
+		t.Helper()
+		got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
 	ok, err := s.CredentialLeaseAcquire(ctx, p("a", base))
 	if err != nil || !ok {
 		t.Fatalf("first acquire = %v, %v", ok, err)
@@ -591,29 +619,77 @@ func testLease(t *testing.T, s storage.Store) {
 	if ok, _ := s.CredentialLeaseAcquire(ctx, p("b", base.Add(time.Second))); ok {
 		t.Fatal("b took a lease a holds")
 	}
-	if ok, _ := s.CredentialLeaseAcquire(ctx, p("a", base.Add(time.Second))); !ok {
-		t.Fatal("a could not extend its own lease")
+	// Not re-entrant: two flights sharing a holder name must not both
+	// believe they hold the lease.
+	if ok, err := s.CredentialLeaseAcquire(ctx, p("a", base.Add(time.Second))); ok || err != nil {
+		t.Fatalf("a acquired the lease it already holds: %v, %v; want false", ok, err)
 	}
-	got, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
-	if got.LeaseHolder != "a" || got.Version != 1 {
-		t.Fatalf("lease holder %q version %d; leases must not bump the version", got.LeaseHolder, got.Version)
+	got := get()
+	if got.LeaseHolder != "a" || !got.LeaseExpiresAt.Equal(base.Add(30*time.Second)) || got.Version != 1 {
+		t.Fatalf("lease holder %q until %v version %d; want a until +30s, version 1 (leases must not bump the version)", got.LeaseHolder, got.LeaseExpiresAt, got.Version)
 	}
-	// An expired lease can be taken over.
-	if ok, _ := s.CredentialLeaseAcquire(ctx, p("b", base.Add(time.Minute))); !ok {
-		t.Fatal("b could not take an expired lease")
+
+	// Renewal extends the holder's lease, even once expired if nobody took it.
+	if ok, err := s.CredentialLeaseRenew(ctx, p("a", base.Add(10*time.Second))); !ok || err != nil {
+		t.Fatalf("a renewing its lease = %v, %v", ok, err)
 	}
+	if got := get(); got.LeaseHolder != "a" || !got.LeaseExpiresAt.Equal(base.Add(40*time.Second)) || got.Version != 1 {
+		t.Fatalf("after renew: holder %q until %v version %d; want a until +40s, version 1", got.LeaseHolder, got.LeaseExpiresAt, got.Version)
+	}
+	if ok, _ := s.CredentialLeaseRenew(ctx, p("b", base.Add(10*time.Second))); ok {
+		t.Fatal("b renewed a's lease")
+	}
+	if ok, _ := s.CredentialLeaseRenew(ctx, p("a", base.Add(50*time.Second))); !ok {
+		t.Fatal("a could not renew its expired lease nobody took")
+	}
+	if got := get(); !got.LeaseExpiresAt.Equal(base.Add(80 * time.Second)) {
+		t.Fatalf("after late renew: until %v; want +80s", got.LeaseExpiresAt)
+	}
+
+	// An expired lease can be taken over, and its old holder has lost it.
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("b", base.Add(79*time.Second))); ok {
+		t.Fatal("b took a lease before it expired")
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("b", base.Add(80*time.Second))); !ok {
+		t.Fatal("b could not take a lease expiring at Now")
+	}
+	if ok, _ := s.CredentialLeaseRenew(ctx, p("a", base.Add(81*time.Second))); ok {
+		t.Fatal("a renewed a lease b took over")
+	}
+	if got := get(); got.LeaseHolder != "b" || !got.LeaseExpiresAt.Equal(base.Add(110*time.Second)) {
+		t.Fatalf("after takeover: holder %q until %v; want b until +110s", got.LeaseHolder, got.LeaseExpiresAt)
+	}
+	// Release by a non-holder does nothing.
 	if err := s.CredentialLeaseRelease(ctx, p("a", base)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID}); got.LeaseHolder != "b" {
-		t.Fatal("a released b's lease")
+	if got := get(); got.LeaseHolder != "b" || !got.LeaseExpiresAt.Equal(base.Add(110*time.Second)) {
+		t.Fatalf("a released b's lease: holder %q until %v", got.LeaseHolder, got.LeaseExpiresAt)
 	}
 	if err := s.CredentialLeaseRelease(ctx, p("b", base)); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.CredentialLeaseAcquire(ctx, p("c", base.Add(time.Minute))); !ok {
+	if got := get(); got.LeaseHolder != "" || !got.LeaseExpiresAt.IsZero() || got.Version != 1 {
+		t.Fatalf("after release: holder %q until %v version %d", got.LeaseHolder, got.LeaseExpiresAt, got.Version)
+	}
+	// A free lease cannot be renewed: the renewer lost it.
+	if ok, _ := s.CredentialLeaseRenew(ctx, p("b", base.Add(2*time.Minute))); ok {
+		t.Fatal("b renewed a released lease")
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, p("c", base.Add(time.Second))); !ok {
 		t.Fatal("a released lease could not be taken")
 	}
+	// A holder needs a name: the empty one means "free".
+	if _, err := s.CredentialLeaseAcquire(ctx, p("", base.Add(time.Hour))); err == nil {
+		t.Fatal("acquire with an empty holder succeeded")
+	}
+	if _, err := s.CredentialLeaseRenew(ctx, p("", base.Add(time.Hour))); err == nil {
+		t.Fatal("renew with an empty holder succeeded")
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: authgate.NewCredentialID(), Holder: "a", Now: base, Until: base.Add(time.Minute)}); ok {
+		t.Fatal("acquired the lease of a missing credential")
+	}
+
 	// Only one of many concurrent acquirers wins a free lease.
 	c2 := newCredential(tn.ID, "u2")
 	mustInsert(t, s, c2)
@@ -621,9 +697,7 @@ func testLease(t *testing.T, s storage.Store) {
 	var mu sync.Mutex
 	winners := 0
 	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			ok, err := s.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: c2.ID, Holder: fmt.Sprint("h", i), Now: base, Until: base.Add(time.Minute)})
 			if err != nil {
 				t.Error(err)
@@ -633,33 +707,114 @@ func testLease(t *testing.T, s storage.Store) {
 				winners++
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if winners != 1 {
 		t.Fatalf("%d holders of one lease", winners)
 	}
-	// Touch sets last_used_at when older than Before, and never the version.
-	if err := s.CredentialTouch(ctx, storage.CredentialTouchParams{ID: c.ID, At: base.Add(time.Hour), Before: base.Add(time.Hour - time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CredentialTouch(ctx, storage.CredentialTouchParams{ID: c.ID, At: base.Add(time.Hour + time.Second), Before: base.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
-	if !got.LastUsedAt.Equal(base.Add(time.Hour)) || got.Version != 1 {
-		t.Fatalf("touch: last used %v version %d; want the first touch only, version unchanged", got.LastUsedAt, got.Version)
-	}
+
 	// Clock skew round-trips through CAS.
 	c.ClockSkew, c.ClockSkewAt = 600*time.Second, base
-	c.Version = got.Version
 	if err := s.CredentialUpdateCAS(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
-	if got.ClockSkew != 600*time.Second || !got.ClockSkewAt.Equal(base) {
+	if got := get(); got.ClockSkew != 600*time.Second || !got.ClockSkewAt.Equal(base) {
 		t.Fatalf("skew %v at %v", got.ClockSkew, got.ClockSkewAt)
 	}
+}
+
+// testTouchBatch: one batch records uses for 2000 credentials, keeps newer
+// values, ignores unknown ids, and never changes a version.
+func testTouchBatch(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	const n = 2000
+	recent := base.Add(2 * time.Hour)
+	want := map[authgate.CredentialID]time.Time{}
+	var touches []storage.CredentialTouch
+	at := base.Add(time.Hour)
+	err := s.Tx(ctx, func(q storage.Queries) error {
+		for i := range n {
+			c := newCredential(tn.ID, fmt.Sprintf("u%04d", i))
+			want[c.ID] = at
+			switch i % 10 {
+			case 0: // used more recently than the batch says: kept
+				c.LastUsedAt = recent
+				want[c.ID] = recent
+			case 1: // used earlier: moved forward
+				c.LastUsedAt = base
+			}
+			if err := q.CredentialInsert(ctx, c); err != nil {
+				return err
+			}
+			touches = append(touches, storage.CredentialTouch{ID: c.ID, At: at})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		touches = append(touches, storage.CredentialTouch{ID: authgate.NewCredentialID(), At: at})
+	}
+	if err := s.CredentialTouchBatch(ctx, touches); err != nil {
+		t.Fatalf("CredentialTouchBatch(%d): %v", len(touches), err)
+	}
+	check := func(when string) {
+		t.Helper()
+		seen := 0
+		for after := authgate.CredentialID(""); ; {
+			page, err := s.CredentialList(ctx, storage.CredentialListParams{TenantID: tn.ID, AfterID: after, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page {
+				seen++
+				if !c.LastUsedAt.Equal(want[c.ID]) || c.Version != 1 {
+					t.Fatalf("%s: %s last used %v version %d; want %v, version 1", when, c.ID, c.LastUsedAt, c.Version, want[c.ID])
+				}
+			}
+			if len(page) < 1000 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		if seen != n {
+			t.Fatalf("%s: listed %d credentials; want %d", when, seen, n)
+		}
+	}
+	check("after the batch")
+
+	// An older touch changes nothing; an empty batch is fine.
+	if err := s.CredentialTouchBatch(ctx, []storage.CredentialTouch{{ID: touches[1].ID, At: base}, {ID: touches[2].ID, At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CredentialTouchBatch(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("after an older touch")
+
+	// Inside a transaction the batch commits or rolls back with it.
+	boom := errors.New("boom")
+	err = s.Tx(ctx, func(q storage.Queries) error {
+		if err := q.CredentialTouchBatch(ctx, []storage.CredentialTouch{{ID: touches[1].ID, At: base.Add(3 * time.Hour)}}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Tx err = %v; want boom", err)
+	}
+	check("after a rolled-back touch")
+	later := base.Add(3 * time.Hour)
+	if err := s.Tx(ctx, func(q storage.Queries) error {
+		return q.CredentialTouchBatch(ctx, []storage.CredentialTouch{{ID: touches[1].ID, At: later}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want[touches[1].ID] = later
+	check("after a committed touch")
 }
 
 func testConnectSession(t *testing.T, s storage.Store) {
@@ -692,5 +847,77 @@ func testConnectSession(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.ConnectSessionGet(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown session err = %v", err)
+	}
+}
+
+func testConnectSessionReseal(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	a := mustTenant(t, s, "acme")
+	b := mustTenant(t, s, "globex")
+	now := base.Add(time.Minute)
+	mk := func(id string, tenant authgate.TenantID, kid string, expires time.Time) *storage.ConnectSession {
+		cs := &storage.ConnectSession{ID: id, TenantID: tenant, UserID: "u1", Provider: "google", RequestedScopes: []string{"openid"}, Actions: []string{},
+			StateHash: []byte("hash-" + id), Verifier: keyring.Sealed{KeyID: kid, Data: []byte("v-" + id)}, CreatedAt: base, ExpiresAt: expires}
+		if err := s.ConnectSessionInsert(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	live := mk("cs_a", a.ID, "k1", base.Add(10*time.Minute))
+	mk("cs_b", b.ID, "k1", base.Add(10*time.Minute)) // another tenant: listed too
+	mk("cs_c", a.ID, "k1", base.Add(10*time.Minute))
+	if err := s.ConnectSessionConsume(ctx, "cs_c", now); err != nil { // used: never needed again
+		t.Fatal(err)
+	}
+	mk("cs_d", a.ID, "k1", now)                      // expired at now
+	mk("cs_e", a.ID, "k2", base.Add(10*time.Minute)) // already on k2
+
+	ids := func(p storage.ConnectSessionListSealedNotWithParams) []string {
+		t.Helper()
+		l, err := s.ConnectSessionListSealedNotWith(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []string{}
+		for _, cs := range l {
+			out = append(out, cs.ID)
+		}
+		return out
+	}
+	if got := ids(storage.ConnectSessionListSealedNotWithParams{KeyID: "k2", Now: now}); !cmp.Equal(got, []string{"cs_a", "cs_b"}) {
+		t.Fatalf("live sessions not sealed with k2: %v; want [cs_a cs_b]", got)
+	}
+	if got := ids(storage.ConnectSessionListSealedNotWithParams{KeyID: "k2", Now: now, Limit: 1}); !cmp.Equal(got, []string{"cs_a"}) {
+		t.Fatalf("first page: %v", got)
+	}
+	if got := ids(storage.ConnectSessionListSealedNotWithParams{KeyID: "k2", Now: now, AfterID: "cs_a"}); !cmp.Equal(got, []string{"cs_b"}) {
+		t.Fatalf("second page: %v", got)
+	}
+
+	resealed := keyring.Sealed{KeyID: "k2", Data: []byte("v2-cs_a")}
+	if err := s.ConnectSessionReseal(ctx, storage.ConnectSessionResealParams{ID: "cs_a", OldKeyID: "k1", Verifier: resealed}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ConnectSessionGet(ctx, "cs_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *live
+	want.Verifier = resealed
+	if diff := cmp.Diff(&want, got); diff != "" {
+		t.Fatalf("after reseal (-want +got):\n%s", diff)
+	}
+	// A second re-sealer that read the session before the first wrote loses.
+	if err := s.ConnectSessionReseal(ctx, storage.ConnectSessionResealParams{ID: "cs_a", OldKeyID: "k1", Verifier: keyring.Sealed{KeyID: "k3", Data: []byte("x")}}); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("reseal of a changed verifier err = %v; want ErrVersionConflict", err)
+	}
+	if got, _ := s.ConnectSessionGet(ctx, "cs_a"); !cmp.Equal(got.Verifier, resealed) {
+		t.Fatalf("a lost reseal wrote %v", got.Verifier)
+	}
+	if err := s.ConnectSessionReseal(ctx, storage.ConnectSessionResealParams{ID: "cs_nope", OldKeyID: "k1", Verifier: resealed}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("reseal of a missing session err = %v; want ErrNotFound", err)
+	}
+	if got := ids(storage.ConnectSessionListSealedNotWithParams{KeyID: "k2", Now: now}); !cmp.Equal(got, []string{"cs_b"}) {
+		t.Fatalf("after reseal, not sealed with k2: %v; want [cs_b]", got)
 	}
 }

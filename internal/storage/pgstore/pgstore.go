@@ -6,6 +6,10 @@
 // trigger. Migrations are numbered like sqlitestore's, embedded, forward-only,
 // and applied under an advisory lock so concurrent starts apply each once.
 //
+// Inside Store.Tx, CredentialGetByID locks the row (SELECT ... FOR UPDATE), so
+// read-then-compare-and-swap transactions on one credential run in turn, as
+// they do on SQLite.
+//
 // It must never decrypt, log or interpret secrets; it stores sealed bytes.
 package pgstore
 
@@ -95,14 +99,14 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Tx runs fn in one READ COMMITTED transaction. Compare-and-swap updates and
 // leases are single conditional UPDATEs, which row locks make safe at this
-// level; a unique violation surfaces as storage.ErrConflict for the caller
-// to retry.
+// level, and CredentialGetByID locks the row it reads until commit; a unique
+// violation surfaces as storage.ErrConflict for the caller to retry.
 func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(queries{db: tx}); err != nil {
+	if err := fn(queries{db: tx, inTx: true}); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
 	}

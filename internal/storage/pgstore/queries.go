@@ -26,7 +26,12 @@ type execer interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-type queries struct{ db execer }
+// queries answers storage.Queries on the pool, or inside Store.Tx on its
+// transaction (inTx).
+type queries struct {
+	db   execer
+	inTx bool
+}
 
 var _ storage.Queries = queries{}
 
@@ -196,8 +201,18 @@ func scanCredential(s scanner) (*storage.Credential, error) {
 	return &c, nil
 }
 
+// CredentialGetByID locks the row inside a transaction (FOR UPDATE): a
+// transaction that reads a credential and then compare-and-swaps it waits
+// for any other such transaction on the row to commit and then reads its
+// result, so read-modify-write transactions run one after another, as
+// SQLite's immediate transactions do, instead of the later one losing its
+// compare-and-swap. Outside a transaction nothing is locked.
 func (q queries) CredentialGetByID(ctx context.Context, p storage.CredentialGetByIDParams) (*storage.Credential, error) {
-	return scanCredential(q.db.QueryRow(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = $1 AND tenant_id = $2`, p.ID, p.TenantID))
+	query := `SELECT ` + credentialColumns + ` FROM credentials WHERE id = $1 AND tenant_id = $2`
+	if q.inTx {
+		query += ` FOR UPDATE`
+	}
+	return scanCredential(q.db.QueryRow(ctx, query, p.ID, p.TenantID))
 }
 
 func (q queries) CredentialGetBySlot(ctx context.Context, s storage.Slot) (*storage.Credential, error) {

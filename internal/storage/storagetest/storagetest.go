@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"Reseal", testReseal},
 		{"Lease", testLease},
 		{"TouchBatch", testTouchBatch},
+		{"TxReadCAS", testTxReadCAS},
 		{"ConnectSession", testConnectSession},
 		{"ConnectSessionReseal", testConnectSessionReseal},
 	}
@@ -815,6 +816,57 @@ func testTouchBatch(t *testing.T, s storage.Store) {
 	}
 	want[touches[1].ID] = later
 	check("after a committed touch")
+}
+
+// testTxReadCAS: transactions that read a credential and compare-and-swap it
+// run one after another on any backend: every one commits, none loses its
+// compare-and-swap, because each reads inside its transaction.
+func testTxReadCAS(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	const workers, rounds = 8, 5
+	start := make(chan struct{})
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			<-start
+			for r := range rounds {
+				err := s.Tx(ctx, func(q storage.Queries) error {
+					cur, err := q.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+					if err != nil {
+						return err
+					}
+					// Something between the read and the write, as a
+					// refresh records its event: it widens the window.
+					if err := q.EventInsert(ctx, &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventRefreshSucceeded, At: base, Actor: "rmw"}); err != nil {
+						return err
+					}
+					cur.Email = fmt.Sprintf("w%d-r%d@example.com", w, r)
+					return q.CredentialUpdateCAS(ctx, cur)
+				})
+				if err != nil {
+					errs <- fmt.Errorf("worker %d round %d: %w", w, r, err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 1+workers*rounds {
+		t.Fatalf("final version %d; want %d", got.Version, 1+workers*rounds)
+	}
 }
 
 func testConnectSession(t *testing.T, s storage.Store) {

@@ -50,6 +50,13 @@ type Options struct {
 
 // Open connects to dsn (a postgres:// URL or key=value string) and applies
 // pending migrations.
+//
+// Statements are prepared once per connection: pgx's default query mode
+// (QueryExecModeCacheStatement) prepares each distinct SQL text the first
+// time a pooled connection runs it and reuses it after, so the hot reads
+// (credential by id, API key by hash) are parsed and planned once per
+// connection. Keep that default; a DSN setting default_query_exec_mode to
+// a simple or exec mode would give it up.
 func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {

@@ -23,8 +23,45 @@ type execer interface {
 }
 
 // queries answers storage.Queries; r serves reads and w writes (both the same
-// *sql.Tx inside a transaction).
-type queries struct{ r, w execer }
+// *sql.Tx inside a transaction). hot holds the hot-path reads prepared once
+// on the read pool; it is nil inside a transaction, whose reads run on the
+// write connection.
+type queries struct {
+	r, w execer
+	hot  *hotStmts
+}
+
+// hotStmts are the reads on every token request, prepared once at Open so
+// SQLite compiles them once per read connection rather than once per call.
+type hotStmts struct {
+	credentialByID *sql.Stmt
+	apiKeyByHash   *sql.Stmt
+}
+
+const (
+	credentialByIDQuery = `SELECT ` + credentialColumns + ` FROM credentials WHERE id = ? AND tenant_id = ?`
+	apiKeyByHashQuery   = `SELECT id, tenant_id, hash, name, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`
+)
+
+func prepareHot(ctx context.Context, db *sql.DB) (*hotStmts, error) {
+	byID, err := db.PrepareContext(ctx, credentialByIDQuery)
+	if err != nil {
+		return nil, fmt.Errorf("prepare credential by id: %w", err)
+	}
+	byHash, err := db.PrepareContext(ctx, apiKeyByHashQuery)
+	if err != nil {
+		byID.Close()
+		return nil, fmt.Errorf("prepare api key by hash: %w", err)
+	}
+	return &hotStmts{credentialByID: byID, apiKeyByHash: byHash}, nil
+}
+
+func (h *hotStmts) close() error {
+	if h == nil {
+		return nil
+	}
+	return errors.Join(h.credentialByID.Close(), h.apiKeyByHash.Close())
+}
 
 var _ storage.Queries = queries{}
 
@@ -125,7 +162,13 @@ func (q queries) APIKeyInsert(ctx context.Context, k storage.APIKey) error {
 func (q queries) APIKeyGetByHash(ctx context.Context, hash []byte) (storage.APIKey, error) {
 	var k storage.APIKey
 	var created int64
-	err := q.r.QueryRowContext(ctx, `SELECT id, tenant_id, hash, name, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash).Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &created)
+	var row *sql.Row
+	if q.hot != nil {
+		row = q.hot.apiKeyByHash.QueryRowContext(ctx, hash)
+	} else {
+		row = q.r.QueryRowContext(ctx, apiKeyByHashQuery, hash)
+	}
+	err := row.Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &created)
 	if err != nil {
 		return k, mapErr(err)
 	}
@@ -209,7 +252,10 @@ func scanCredential(s scanner) (*storage.Credential, error) {
 }
 
 func (q queries) CredentialGetByID(ctx context.Context, p storage.CredentialGetByIDParams) (*storage.Credential, error) {
-	return scanCredential(q.r.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ? AND tenant_id = ?`, p.ID, p.TenantID))
+	if q.hot != nil {
+		return scanCredential(q.hot.credentialByID.QueryRowContext(ctx, p.ID, p.TenantID))
+	}
+	return scanCredential(q.r.QueryRowContext(ctx, credentialByIDQuery, p.ID, p.TenantID))
 }
 
 func (q queries) CredentialGetBySlot(ctx context.Context, s storage.Slot) (*storage.Credential, error) {

@@ -7,7 +7,9 @@
 // of failing to upgrade a read lock) and a small read-only pool. Across
 // processes, writers wait for the file lock with SQLite's busy timeout, and a
 // transaction that still cannot begin is retried with backoff until its
-// context ends. Migrations are numbered, forward-only and embedded.
+// context ends. The reads on every token request (credential by id, API key
+// by hash) are prepared once at Open. Migrations are numbered, forward-only
+// and embedded.
 //
 // It must never decrypt, log or interpret secrets; it stores sealed bytes.
 package sqlitestore
@@ -81,6 +83,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite %s: migrate: %w", path, err)
 	}
+	// Prepared after migrating: the statements name tables migrations create.
+	hot, err := prepareHot(ctx, r)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	s.queries.hot = hot
 	return s, nil
 }
 
@@ -101,9 +110,9 @@ func dsn(path string, write bool) string {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes both pools.
+// Close closes the prepared statements and both pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.queries.hot.close(), s.r.Close(), s.w.Close())
 }
 
 // Ping checks that the database answers a query.

@@ -64,7 +64,7 @@ var layers = []struct {
 	{3, []string{"/internal/vault", "/internal/tenancy"}},
 	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector"}},
 	{5, []string{"/internal/worker", "/internal/api", "/internal/ui"}},
-	{6, []string{"/server"}},
+	{6, []string{"/server"}}, // server/tokenbench too
 	{7, []string{"/cmd", "/authgatetest", "/e2e"}},
 }
 

@@ -59,12 +59,12 @@ var layers = []struct {
 	prefixes []string
 }{
 	{0, []string{""}}, // the root vocabulary
-	{1, []string{"/internal/secret", "/internal/keyring", "/internal/clock", "/internal/catalog", "/internal/classify", "/internal/httprec", "/webhook", "/workflow"}},
+	{1, []string{"/internal/secret", "/internal/keyring", "/internal/clock", "/internal/catalog", "/internal/classify", "/internal/httprec", "/internal/loadgen", "/webhook", "/workflow"}},
 	{2, []string{"/internal/storage"}},
 	{3, []string{"/internal/vault", "/internal/tenancy"}},
 	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector"}},
 	{5, []string{"/internal/worker", "/internal/api", "/internal/ui"}},
-	{6, []string{"/server"}},
+	{6, []string{"/server"}}, // server/tokenbench too
 	{7, []string{"/cmd", "/authgatetest", "/e2e"}},
 }
 

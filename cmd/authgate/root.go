@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newServeCmd(g),
 		newSandboxCmd(),
+		newBenchCmd(),
 		newCredsCmd(g),
 		newEventsCmd(g),
 		newKeysCmd(g),

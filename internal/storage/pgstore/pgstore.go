@@ -8,7 +8,9 @@
 //
 // Inside Store.Tx, CredentialGetByID locks the row (SELECT ... FOR UPDATE), so
 // read-then-compare-and-swap transactions on one credential run in turn, as
-// they do on SQLite.
+// they do on SQLite. Store is also a storage.ChangeFeed: a trigger NOTIFYs
+// channel authgate_credentials with the id of every changed credential, and
+// WatchCredentials LISTENs on a connection of its own.
 //
 // It must never decrypt, log or interpret secrets; it stores sealed bytes.
 package pgstore
@@ -37,9 +39,15 @@ var migrations embed.FS
 type Store struct {
 	queries
 	pool *pgxpool.Pool
+	// listening, when set (by tests, before watching), is told the server
+	// process id of each change-feed connection once it listens.
+	listening func(pid uint32)
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store      = (*Store)(nil)
+	_ storage.ChangeFeed = (*Store)(nil)
+)
 
 // Options tunes Open.
 type Options struct {

@@ -11,6 +11,11 @@
 // by hash) are prepared once at Open. Migrations are numbered, forward-only
 // and embedded.
 //
+// Store is also a storage.ChangeFeed: triggers append every credential
+// change to a log table in the writing transaction, and a watcher polls
+// PRAGMA data_version on a connection of its own to read new log rows as
+// soon as any connection of any process commits (see WatchCredentials).
+//
 // It must never decrypt, log or interpret secrets; it stores sealed bytes.
 package sqlitestore
 
@@ -46,13 +51,43 @@ type Store struct {
 	queries
 	w, r *sql.DB
 	path string
+	opts options
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store      = (*Store)(nil)
+	_ storage.ChangeFeed = (*Store)(nil)
+)
+
+// DefaultChangePollInterval is how often a change-feed watcher asks SQLite
+// whether another connection committed, unless WithChangePollInterval says
+// otherwise. The question reads one shared-memory counter, so asking often
+// costs little and wakes waiters across processes within milliseconds.
+const DefaultChangePollInterval = 5 * time.Millisecond
+
+// Option tunes Open.
+type Option func(*options)
+
+type options struct {
+	changePollInterval time.Duration
+}
+
+// WithChangePollInterval sets how often WatchCredentials polls for commits
+// (DefaultChangePollInterval when d is not positive).
+func WithChangePollInterval(d time.Duration) Option {
+	return func(o *options) { o.changePollInterval = d }
+}
 
 // Open opens (creating if needed) the database file at path and applies
 // pending migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{changePollInterval: DefaultChangePollInterval}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.changePollInterval <= 0 {
+		o.changePollInterval = DefaultChangePollInterval
+	}
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
@@ -78,7 +113,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{queries: queries{r: r, w: w}, w: w, r: r, path: path}
+	s := &Store{queries: queries{r: r, w: w}, w: w, r: r, path: path, opts: o}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite %s: migrate: %w", path, err)

@@ -11,11 +11,15 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store {
-		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "authgate.db"))
-		if err != nil {
-			t.Fatal(err)
+	storagetest.Run(t, func(t *testing.T) (storage.Store, func(t *testing.T) storage.Store) {
+		path := filepath.Join(t.TempDir(), "authgate.db")
+		open := func(t *testing.T) storage.Store {
+			s, err := sqlitestore.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
 		}
-		return s
+		return open(t), open
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,8 +20,10 @@ import (
 	"github.com/authgate/authgate/internal/storage"
 )
 
-// Open returns a fresh, empty, migrated store for one test; the suite closes it.
-type Open func(t *testing.T) storage.Store
+// Open makes a fresh, empty, migrated database for one test and returns a
+// Store on it, and reopen, which opens another Store on the same database as
+// a second process would. The suite closes every Store it gets.
+type Open func(t *testing.T) (s storage.Store, reopen func(t *testing.T) storage.Store)
 
 // Run runs the whole suite against stores made by open.
 func Run(t *testing.T, open Open) {
@@ -48,9 +51,27 @@ func Run(t *testing.T, open Open) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := open(t)
+			s, _ := open(t)
 			t.Cleanup(func() { s.Close() })
 			tt.fn(t, s)
+		})
+	}
+	// Tests of what one process sees of another's writes get two Stores on
+	// one database.
+	shared := []struct {
+		name string
+		fn   func(t *testing.T, s, other storage.Store)
+	}{
+		{"ChangeFeed", testChangeFeed},
+	}
+	for _, tt := range shared {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, reopen := open(t)
+			t.Cleanup(func() { s.Close() })
+			other := reopen(t)
+			t.Cleanup(func() { other.Close() })
+			tt.fn(t, s, other)
 		})
 	}
 }
@@ -972,4 +993,177 @@ func testConnectSessionReseal(t *testing.T, s storage.Store) {
 	if got := ids(storage.ConnectSessionListSealedNotWithParams{KeyID: "k2", Now: now}); !cmp.Equal(got, []string{"cs_b"}) {
 		t.Fatalf("after reseal, not sealed with k2: %v; want [cs_b]", got)
 	}
+}
+
+// feedWait bounds every wait for the change feed: generous, because a wait
+// that succeeds returns as soon as the change arrives.
+const feedWait = 10 * time.Second
+
+// watch is a running WatchCredentials whose changes a test reads in order.
+type watch struct {
+	t       *testing.T
+	changes chan storage.CredentialChange
+}
+
+// startWatch watches s until the test ends (then checks the watcher returns
+// context.Canceled) and waits for the feed's first change, All.
+func startWatch(t *testing.T, s storage.Store) *watch {
+	t.Helper()
+	feed, ok := s.(storage.ChangeFeed)
+	if !ok {
+		t.Fatalf("%T does not implement storage.ChangeFeed", s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watch{t: t, changes: make(chan storage.CredentialChange, 1024)}
+	done := make(chan error, 1)
+	go func() {
+		done <- feed.WatchCredentials(ctx, func(c storage.CredentialChange) {
+			select {
+			case w.changes <- c:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("WatchCredentials returned %v after its context ended; want context.Canceled", err)
+			}
+		case <-time.After(feedWait):
+			t.Errorf("WatchCredentials still running %v after its context ended", feedWait)
+		}
+	})
+	if c := w.next(); !c.All {
+		t.Fatalf("first change %+v; want All", c)
+	}
+	return w
+}
+
+func (w *watch) next() storage.CredentialChange {
+	w.t.Helper()
+	select {
+	case c := <-w.changes:
+		return c
+	case <-time.After(feedWait):
+		w.t.Fatalf("no change within %v", feedWait)
+		return storage.CredentialChange{}
+	}
+}
+
+// until reads the feed up to a change of want. It fails on All (nothing
+// here makes the feed lose track) and on a change of any id in never before
+// want. Other ids pass: a feed may carry more than this test's credentials.
+func (w *watch) until(want authgate.CredentialID, never ...authgate.CredentialID) {
+	w.t.Helper()
+	for {
+		c := w.next()
+		switch {
+		case c.All:
+			w.t.Fatalf("unexpected All while waiting for %s", want)
+		case c.ID == want:
+			return
+		case slices.Contains(never, c.ID):
+			w.t.Fatalf("change of %s arrived before %s; want none", c.ID, want)
+		}
+	}
+}
+
+// testChangeFeed: a watcher on s sees every committed change to a
+// credential's version, lease holder or status, made by s or by another
+// Store on the same database (another process), in commit order; it sees
+// no lease renewal, touch, lost compare-and-swap or rolled-back write. Each
+// "sees no" is asserted with a marker: a real change to another credential
+// made after it, which must arrive with nothing for the first before it.
+func testChangeFeed(t *testing.T, s, other storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, other, "acme")
+	w := startWatch(t, s)
+	get := func(c *storage.Credential) *storage.Credential {
+		t.Helper()
+		got, err := other.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	cas := func(st storage.Store, c *storage.Credential) {
+		t.Helper()
+		c.UpdatedAt = c.UpdatedAt.Add(time.Second)
+		if err := st.CredentialUpdateCAS(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, other, c)
+	w.until(c.ID) // insert, by another process
+	m := newCredential(tn.ID, "marker")
+	mustInsert(t, s, m)
+	w.until(m.ID) // insert, by this process
+
+	cas(other, c)
+	w.until(c.ID) // compare-and-swap
+	c.Status, c.StatusReason = authgate.CredentialStatusReauthRequired, authgate.StatusReasonInvalidGrant
+	cas(s, c)
+	w.until(c.ID) // status change, by this process
+
+	lease := storage.CredentialLeaseParams{ID: c.ID, Holder: "flight-1", Now: base, Until: base.Add(time.Minute)}
+	if ok, err := other.CredentialLeaseAcquire(ctx, lease); !ok || err != nil {
+		t.Fatalf("acquire = %v, %v", ok, err)
+	}
+	w.until(c.ID) // lease taken
+
+	lease.Until = base.Add(2 * time.Minute)
+	if ok, err := other.CredentialLeaseRenew(ctx, lease); !ok || err != nil {
+		t.Fatalf("renew = %v, %v", ok, err)
+	}
+	cas(other, m)
+	w.until(m.ID, c.ID) // a renewal is not a change
+
+	if err := other.CredentialTouchBatch(ctx, []storage.CredentialTouch{{ID: c.ID, At: base.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(c); !got.LastUsedAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("touch did not record: last used %v", got.LastUsedAt)
+	}
+	cas(other, m)
+	w.until(m.ID, c.ID) // nor is a touch
+
+	stale := *c
+	stale.Version--
+	if err := other.CredentialUpdateCAS(ctx, &stale); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("stale CAS err = %v", err)
+	}
+	boom := errors.New("boom")
+	if err := other.Tx(ctx, func(q storage.Queries) error {
+		cur := *c
+		if err := q.CredentialUpdateCAS(ctx, &cur); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("Tx err = %v; want boom", err)
+	}
+	cas(other, m)
+	w.until(m.ID, c.ID) // nor a lost compare-and-swap or a rolled-back one
+
+	if err := other.CredentialLeaseRelease(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	w.until(c.ID) // lease released
+
+	if err := other.CredentialReseal(ctx, storage.CredentialResealParams{ID: c.ID, Version: c.Version,
+		AccessToken: keyring.Sealed{KeyID: "k2", Data: []byte("a2")}, RefreshToken: keyring.Sealed{KeyID: "k2", Data: []byte("r2")}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Version++
+	w.until(c.ID) // re-sealed
+
+	// Commit order: c's change committed first arrives first.
+	cas(other, c)
+	cas(s, m)
+	w.until(c.ID, m.ID)
+	w.until(m.ID)
 }

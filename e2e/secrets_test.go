@@ -132,10 +132,20 @@ func TestPlaintextHunt(t *testing.T) {
 	if connected == nil {
 		t.Fatalf("connect flow stored nothing: %s", page.body)
 	}
-	// 900 s cannot be met by 600 s tokens: the refresher refreshes, stores
-	// the new token, then refuses (a response with no token in it).
-	if r := record(call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{"min_valid_seconds":900}`)); r.status != 400 {
-		t.Fatalf("refreshing token request %d %s", r.status, r.body)
+	// Report the connect-time token as rejected: the refresher refreshes and
+	// stores the new token (the responses carry tokens and are not hunted).
+	var first struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	if r := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{}`); r.status != 200 || json.Unmarshal([]byte(r.body), &first) != nil {
+		t.Fatalf("token request %d", r.status)
+	}
+	var refreshed struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	if r := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{"rejected_fingerprint":"`+first.Fingerprint+`"}`); r.status != 200 ||
+		json.Unmarshal([]byte(r.body), &refreshed) != nil || refreshed.Fingerprint == first.Fingerprint {
+		t.Fatalf("refreshing token request %d (fingerprint %s → %s)", r.status, first.Fingerprint, refreshed.Fingerprint)
 	}
 	for _, body := range []string{`{"min_valid_seconds":60}`, `{}`} {
 		tr := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, body)

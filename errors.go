@@ -30,7 +30,7 @@ const (
 	ClassConflict         Class = "conflict"           // concurrent change; re-read and retry
 	ClassPayloadTooLarge  Class = "payload_too_large"  // body over the route's cap
 	ClassUnsupportedMedia Class = "unsupported_media_type"
-	ClassForbidden        Class = "forbidden" // allowed to no one here (a connect link bound to another browser)
+	ClassForbidden        Class = "forbidden"   // allowed to no one here (a connect link bound to another browser)
 	ClassUnavailable      Class = "unavailable" // not ready (readiness probe)
 	ClassInternal         Class = "internal"    // our bug; the detail never leaks the cause
 )

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -173,7 +175,7 @@ func sqlitePath(db string) (string, error) {
 	scheme, rest, ok := strings.Cut(db, ":")
 	switch {
 	case !ok:
-		return "", fmt.Errorf("database %q: want sqlite:PATH", db)
+		return "", fmt.Errorf("database %q: want sqlite:PATH or postgres://…", redactURL(db))
 	case scheme == "sqlite" && rest != "":
 		return strings.TrimPrefix(rest, "//"), nil
 	}
@@ -184,14 +186,19 @@ func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-// redactURL hides a password in a database URL.
+var keywordPassword = regexp.MustCompile(`(?i)(pass(?:word)?\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
+
+// redactURL hides a password in a database URL or keyword DSN.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		if strings.Contains(s, "@") || strings.Contains(strings.ToLower(s), "password") {
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		// A keyword DSN ("host=… password=…") or something unparseable: mask
+		// every password value, and give up on anything still suspicious.
+		masked := keywordPassword.ReplaceAllString(s, "${1}xxxxx")
+		if strings.Contains(masked, "@") || keywordPassword.FindStringIndex(masked) == nil && strings.Contains(strings.ToLower(masked), "pass") {
 			return "(unparseable database URL)"
 		}
-		return s
+		return masked
 	}
 	q := u.Query()
 	for k := range q {
@@ -240,11 +247,8 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 			}
 		}
 	}
-	keys, err := loadKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
 	var store storage.Store
+	var err error
 	if isPostgres(cfg.Database) {
 		store, err = pgstore.Open(ctx, cfg.Database, pgstore.Options{})
 	} else {
@@ -252,6 +256,18 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.Database), err)
+	}
+	// A database never meets a key it was not encrypted with: find the keys
+	// it needs before any key is loaded, let alone generated.
+	needed, err := store.SealedKeyIDs(ctx)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
+	}
+	keys, err := loadKeys(cfg, needed)
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
 	return &Core{
 		Store: store, Keys: keys, Clock: cfg.Clock, Logger: cfg.Logger,
@@ -263,13 +279,39 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 // Close closes the database.
 func (c *Core) Close() error { return c.Store.Close() }
 
-func loadKeys(cfg Config) (*keyring.Source, error) {
+// loadKeys loads the master keys, refusing any set that lacks a key the
+// database needs, and generating a key file only for a database that holds
+// no secret yet.
+func loadKeys(cfg Config, needed []string) (*keyring.Source, error) {
+	where := "AUTHGATE_MASTER_KEYS"
+	missing := func(k *keyring.Keyring) error {
+		var lack []string
+		for _, id := range needed {
+			if !k.Has(id) {
+				lack = append(lack, id)
+			}
+		}
+		if len(lack) == 0 {
+			return nil
+		}
+		return fmt.Errorf("database %s holds secrets sealed with master key %s, which %s does not have (it has %s): restore the right key file or set AUTHGATE_MASTER_KEYS; refusing to start",
+			redactURL(cfg.Database), strings.Join(lack, ", "), where, strings.Join(k.IDs(), ", "))
+	}
 	if cfg.MasterKeys != "" {
 		k, err := keyring.Parse(cfg.MasterKeys)
 		if err != nil {
 			return nil, fmt.Errorf("master keys: %w", err)
 		}
+		if err := missing(k); err != nil {
+			return nil, err
+		}
 		return keyring.Static(k), nil
+	}
+	where = "key file " + cfg.KeyFile
+	if _, err := os.Stat(cfg.KeyFile); (err != nil || keyring.IsEmptyFile(cfg.KeyFile)) && len(needed) > 0 {
+		abs, _ := filepath.Abs(cfg.KeyFile)
+		return nil, fmt.Errorf("database %s holds secrets sealed with master key %s, but the key file %s is missing or empty: restore it (or set AUTHGATE_MASTER_KEYS); refusing to start with a new key",
+			redactURL(cfg.Database), strings.Join(needed, ", "), abs)
 	}
 	k, created, tooOpen, err := keyring.LoadOrCreateFile(cfg.KeyFile, cfg.Clock.Now())
 	if err != nil {
@@ -281,6 +323,9 @@ func loadKeys(cfg Config) (*keyring.Source, error) {
 	}
 	if tooOpen {
 		cfg.Logger.Warn("master key file is readable by other users; chmod 600 it", slog.String("key_file", cfg.KeyFile))
+	}
+	if err := missing(k); err != nil {
+		return nil, err
 	}
 	return keyring.FileSource(k, cfg.KeyFile, cfg.Clock.Now), nil
 }

@@ -310,7 +310,6 @@ func (b *Broker) oauthConfig(p *catalog.Provider, scopes []string) *oauth2.Confi
 		Endpoint: oauth2.Endpoint{AuthURL: p.AuthorizationURL, TokenURL: p.TokenURL, AuthStyle: style}}
 }
 
-
 // AuthorizeURL is where GET /connect/{id} sends the browser. The first
 // browser to open the link gets a binding cookie (newCookie, to be set under
 // CookieName(id)); from then on only a browser presenting it (cookie) may

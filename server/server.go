@@ -26,6 +26,7 @@ import (
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/refresh"
+	"github.com/authgate/authgate/internal/returnurl"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/storage/pgstore"
@@ -63,6 +64,11 @@ type Config struct {
 	// configured — today always, until provider configuration arrives with
 	// the OAuth broker; SandboxOn and SandboxOff force it.
 	Sandbox SandboxMode
+	// SandboxStateFile keeps the mounted sandbox's state (clients, grants,
+	// live tokens) across restarts; default: next to the SQLite database
+	// ("<db>.sandbox.json"), or "authgate-sandbox.json" beside the key file
+	// for PostgreSQL.
+	SandboxStateFile string
 	// SandboxSeed makes the mounted sandbox's tokens deterministic (0: random).
 	SandboxSeed uint64
 	// SandboxURL points the built-in providers at an external sandbox
@@ -134,10 +140,21 @@ func (c Config) WithDefaults() Config {
 	if c.Transport == nil {
 		c.Transport = http.DefaultTransport
 	}
+	if c.SandboxStateFile == "" {
+		if path, err := sqlitePath(c.Database); err == nil && !isPostgres(c.Database) {
+			c.SandboxStateFile = path + ".sandbox.json"
+		} else {
+			c.SandboxStateFile = filepath.Join(filepath.Dir(c.KeyFile), "authgate-sandbox.json")
+		}
+	}
 	return c
 }
 
-// mountsSandbox reports whether serve mounts its own sandbox.
+// mountsSandbox reports whether serve mounts its own sandbox: when switched
+// on, or (auto) while no real provider of any kind is configured and the
+// listener is loopback-only. The sandbox is a test fixture whose admin API
+// hands out client secrets; it never sits beside real providers or on a
+// public address by default.
 func (c Config) mountsSandbox() bool {
 	switch c.Sandbox {
 	case SandboxOn:
@@ -145,7 +162,13 @@ func (c Config) mountsSandbox() bool {
 	case SandboxOff:
 		return false
 	}
-	return len(c.Providers) == 0 && c.SandboxURL == ""
+	return len(c.Providers) == 0 && c.SandboxURL == "" && c.ProvidersFile == "" && c.loopbackAddr()
+}
+
+// loopbackAddr reports whether Addr listens on loopback only.
+func (c Config) loopbackAddr() bool {
+	host, _, err := net.SplitHostPort(c.Addr)
+	return err == nil && returnurl.IsLoopback(host)
 }
 
 // Validate reports the first configuration mistake, naming the setting.
@@ -167,6 +190,16 @@ func (c Config) Validate() error {
 	case "", SandboxAuto, SandboxOn, SandboxOff:
 	default:
 		return fmt.Errorf("sandbox %q: want auto, on or off", c.Sandbox)
+	}
+	for _, raw := range c.ReturnURLAllowList {
+		if _, err := returnurl.ParseRule(raw); err != nil {
+			return fmt.Errorf("return URL allow-list: %w", err)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("public URL %q: want http(s)://host[:port]", c.PublicURL)
+		}
 	}
 	return nil
 }
@@ -401,12 +434,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info("created the default tenant and its admin key (printed once on stdout)", slog.String("tenant_id", string(t.ID)), slog.String("key_fp", key.Fingerprint()))
 	}
 	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics()}
-	if cfg.mountsSandbox() {
-		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed})
-	}
 	public := cfg.PublicURL
 	if public == "" {
 		public = "http://" + cfg.Addr
+	}
+	if cfg.mountsSandbox() {
+		var adminHosts []string
+		if !cfg.loopbackAddr() {
+			cfg.Logger.Warn("!!! THE PROVIDER SANDBOX IS MOUNTED ON A NON-LOOPBACK ADDRESS (AUTHGATE_SANDBOX=on). Anyone who reaches " + cfg.Addr +
+				" can mint tokens, read sandbox client secrets and inject faults. Use this only on a trusted network. !!!")
+			if u, err := url.Parse(public); err == nil {
+				adminHosts = append(adminHosts, u.Hostname())
+			}
+		}
+		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed, AdminHosts: adminHosts})
+		if err := srv.restoreSandbox(); err != nil {
+			core.Close()
+			return nil, err
+		}
+	} else if cfg.Sandbox == SandboxAuto && !cfg.loopbackAddr() && len(cfg.Providers) == 0 && cfg.SandboxURL == "" && cfg.ProvidersFile == "" {
+		cfg.Logger.Warn("provider sandbox not mounted: the listen address is not loopback and no real provider is configured; set AUTHGATE_SANDBOX=on to mount it anyway", slog.String("addr", cfg.Addr))
 	}
 	if err := srv.SetPublicURL(public); err != nil {
 		core.Close()
@@ -416,6 +463,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Transport: cfg.Transport, Observer: srv.Metrics, Sleep: cfg.RefreshSleep})
 	srv.Broker = broker.New(broker.Config{Store: core.Store, Vault: core.Vault, Keys: core.Keys, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
+		SecureCookies: strings.HasPrefix(public, "https://"),
 		OnExchange: srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics})
@@ -428,6 +476,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info("provider sandbox mounted at /sandbox/ (no real provider is configured)")
 	}
 	return srv, nil
+}
+
+// restoreSandbox loads the mounted sandbox's state saved by Close.
+func (s *Server) restoreSandbox() error {
+	if err := s.Sandbox.LoadFile(s.cfg.SandboxStateFile); err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("provider sandbox state", slog.String("file", s.cfg.SandboxStateFile))
+	return nil
+}
+
+// Close saves the mounted sandbox's state, then closes the database.
+func (s *Server) Close() error {
+	var err error
+	if s.Sandbox != nil {
+		if err = s.Sandbox.SaveFile(s.cfg.SandboxStateFile); err != nil {
+			s.cfg.Logger.Warn("save sandbox state", slog.String("error", err.Error()))
+		}
+	}
+	return errors.Join(err, s.Core.Close())
 }
 
 // MountSandbox routes the sandbox's paths on mux: /sandbox/…, the RFC 8414

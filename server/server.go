@@ -464,7 +464,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	srv.Broker = broker.New(broker.Config{Store: core.Store, Vault: core.Vault, Keys: core.Keys, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
 		SecureCookies: strings.HasPrefix(public, "https://"),
-		OnExchange: srv.Metrics.Exchange})
+		OnExchange:    srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics})
 	srv.handler = a.Handler()

@@ -125,7 +125,7 @@ func TestPlaintextHunt(t *testing.T) {
 		}
 		if strings.Contains(location, "/oauth/callback") {
 			tokens["oauth state"] = loc.Query().Get("state")
-			record(call(t, hc, "GET", location, "", ""))
+			record(call(t, noFollow, "GET", location, "", "")) // the browser that opened the link
 			break
 		}
 	}

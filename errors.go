@@ -30,6 +30,7 @@ const (
 	ClassConflict         Class = "conflict"           // concurrent change; re-read and retry
 	ClassPayloadTooLarge  Class = "payload_too_large"  // body over the route's cap
 	ClassUnsupportedMedia Class = "unsupported_media_type"
+	ClassForbidden        Class = "forbidden"   // allowed to no one here (a connect link bound to another browser)
 	ClassUnavailable      Class = "unavailable" // not ready (readiness probe)
 	ClassInternal         Class = "internal"    // our bug; the detail never leaks the cause
 )
@@ -61,6 +62,8 @@ func (c Class) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case ClassUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
+	case ClassForbidden:
+		return http.StatusForbidden
 	case ClassUnavailable:
 		return http.StatusServiceUnavailable
 	}
@@ -160,6 +163,8 @@ func (c Class) title() string {
 		return "Payload too large"
 	case ClassUnsupportedMedia:
 		return "Unsupported media type"
+	case ClassForbidden:
+		return "Forbidden"
 	case ClassUnavailable:
 		return "Unavailable"
 	}

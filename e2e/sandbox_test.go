@@ -7,16 +7,27 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// startSandbox runs `authgate sandbox` on a free port and returns its URL.
-func startSandbox(t *testing.T) string {
+// startSandbox runs `authgate sandbox` on a free port and returns its URL;
+// it stops when the test ends.
+func startSandbox(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, "sandbox", "--addr", "127.0.0.1:0", "--seed", "7")
+	url, stop := startSandboxStoppable(t, args...)
+	t.Cleanup(stop)
+	return url
+}
+
+// startSandboxStoppable returns the sandbox's URL and a func that stops it
+// gracefully (SIGTERM).
+func startSandboxStoppable(t *testing.T, args ...string) (string, func()) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"sandbox", "--addr", "127.0.0.1:0", "--seed", "7"}, args...)...)
 	cmd.Env = cleanEnv()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -27,7 +38,12 @@ func startSandbox(t *testing.T) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
+	var stopped bool
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-done:
@@ -38,7 +54,8 @@ func startSandbox(t *testing.T) string {
 			_ = cmd.Process.Kill()
 			t.Error("authgate sandbox ignored SIGTERM")
 		}
-	})
+	}
+	t.Cleanup(stop)
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -56,11 +73,28 @@ func startSandbox(t *testing.T) string {
 		if !ok {
 			t.Fatal("authgate sandbox exited before serving")
 		}
-		return u
+		return u, stop
 	case <-ctx.Done():
 		t.Fatal("authgate sandbox did not start")
 	}
-	return ""
+	return "", stop
+}
+
+// TestSandboxStateFile: with --state, registered clients survive a restart.
+func TestSandboxStateFile(t *testing.T) {
+	t.Parallel()
+	state := filepath.Join(t.TempDir(), "sandbox.json")
+	u, stop := startSandboxStoppable(t, "--state", state)
+	hc := &http.Client{}
+	r := call(t, hc, "POST", u+"/sandbox/admin/clients", "", `{"provider":"oidc","redirect_uris":["https://app.example/cb"],"name":"kept"}`)
+	if r.status != 201 {
+		t.Fatalf("register %d %s", r.status, r.body)
+	}
+	stop()
+	u = startSandbox(t, "--state", state)
+	if r := call(t, hc, "GET", u+"/sandbox/admin/clients", "", ""); !strings.Contains(r.body, `"kept"`) {
+		t.Fatalf("client lost across restart: %s", r.body)
+	}
 }
 
 // TestSandboxStandalone drives the standalone sandbox with nothing but HTTP,

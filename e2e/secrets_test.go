@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -93,7 +94,8 @@ func TestPlaintextHunt(t *testing.T) {
 	}
 	// A connect flow through the mounted sandbox, then token requests that
 	// refresh: the provider's tokens may appear only in the token response.
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	jar, _ := cookiejar.New(nil) // the connect link is bound to this browser
+	noFollow := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest("POST", p.URL+"/sandbox/admin/consent", strings.NewReader(`{"provider":"google","account":"hunt@acme.example","access_token_ttl_seconds":600}`))
 	req.Header.Set("Content-Type", "application/json")
 	if resp, err := hc.Do(req); err != nil || resp.StatusCode != 200 {
@@ -123,7 +125,7 @@ func TestPlaintextHunt(t *testing.T) {
 		}
 		if strings.Contains(location, "/oauth/callback") {
 			tokens["oauth state"] = loc.Query().Get("state")
-			record(call(t, hc, "GET", location, "", ""))
+			record(call(t, noFollow, "GET", location, "", "")) // the browser that opened the link
 			break
 		}
 	}

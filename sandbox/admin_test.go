@@ -174,3 +174,60 @@ func BenchmarkGoogleRefresh(b *testing.B) {
 		}
 	}
 }
+
+func TestAdminRefusesWebPages(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(sandbox.New(sandbox.Options{}).Handler())
+	t.Cleanup(srv.Close)
+	send := func(method, path, contentType, body string, hdr map[string]string) int {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	fault := `{"provider":"google","fault":"revoke"}`
+	for _, tc := range []struct {
+		name, method, path, ct string
+		hdr                    map[string]string
+		want                   int
+	}{
+		{"text/plain POST (no preflight)", "POST", "/sandbox/admin/faults", "text/plain", nil, 415},
+		{"form POST", "POST", "/sandbox/admin/faults", "application/x-www-form-urlencoded", nil, 415},
+		{"foreign Origin", "POST", "/sandbox/admin/faults", "application/json", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"rebound Host reading secrets", "GET", "/sandbox/admin/clients", "", map[string]string{"Host": "rebind.evil.example"}, 403},
+		{"cross-site fetch", "GET", "/sandbox/admin/clients", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same-origin JSON", "POST", "/sandbox/admin/faults", "application/json", nil, 201},
+		{"loopback GET", "GET", "/sandbox/admin/clients", "", nil, 200},
+	} {
+		if got := send(tc.method, tc.path, tc.ct, fault, tc.hdr); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// What it stores is capped.
+	status := 0
+	for i := range 150 {
+		status = send("POST", "/sandbox/admin/clients", "application/json", `{"provider":"oidc","redirect_uris":["https://app.example/cb"]}`, nil)
+		if status != 201 {
+			if i < 90 {
+				t.Fatalf("registration %d refused: %d", i, status)
+			}
+			break
+		}
+	}
+	if status != http.StatusInsufficientStorage {
+		t.Fatalf("150 registrations all accepted (last %d)", status)
+	}
+}

@@ -62,6 +62,10 @@ type Options struct {
 	OIDCAccessTTL time.Duration
 	// OIDCGracePeriod lets a rotated refresh token be reused briefly (default 0).
 	OIDCGracePeriod time.Duration
+	// AdminHosts are host names, besides loopback ones, whose Host header
+	// the admin API answers (a sandbox deliberately served on a public
+	// address). Every other Host is refused: DNS rebinding.
+	AdminHosts []string
 	// NotionRateLimit is Notion's average requests per second per install
 	// (default 3, burst NotionBurst, default 10); negative disables it.
 	NotionRateLimit float64
@@ -86,6 +90,7 @@ type Sandbox struct {
 	slack     *slacksim.Sim
 	oidc      *oauthsim.Sim
 	mux       *http.ServeMux
+	admin     []string
 }
 
 // New builds a sandbox with every provider and its default client.
@@ -93,7 +98,7 @@ func New(o Options) *Sandbox {
 	if o.Clock == nil {
 		o.Clock = wallClock{}
 	}
-	s := &Sandbox{faults: &fault.Registry{}, providers: map[string]provider{}, mux: http.NewServeMux()}
+	s := &Sandbox{faults: &fault.Registry{}, providers: map[string]provider{}, mux: http.NewServeMux(), admin: o.AdminHosts}
 	s.google = googlesim.New(googlesim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed, AccessTTL: o.GoogleAccessTTL, IssuanceLimit: o.GoogleIssuanceLimit})
 	s.notion = notionsim.New(notionsim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed, RateLimit: o.NotionRateLimit, Burst: o.NotionBurst})
 	s.slack = slacksim.New(slacksim.Options{Clock: o.Clock, Faults: s.faults, Seed: o.Seed})
@@ -171,11 +176,22 @@ func (s *Sandbox) RegisterClient(providerName string, redirectURIs []string, nam
 	if err != nil {
 		return Client{}, err
 	}
-	if len(redirectURIs) == 0 {
-		return Client{}, errors.New("redirect_uris must list at least one URI")
+	if len(redirectURIs) == 0 || len(redirectURIs) > maxRedirectURIs {
+		return Client{}, fmt.Errorf("redirect_uris must list 1 to %d URIs", maxRedirectURIs)
+	}
+	for _, u := range redirectURIs {
+		if len(u) > 2048 {
+			return Client{}, errors.New("a redirect URI is longer than 2048 bytes")
+		}
+	}
+	if len(name) > 200 {
+		return Client{}, errors.New("name is longer than 200 bytes")
 	}
 	if name == "" {
 		name = "sandbox client"
+	}
+	if n := len(p.Core().Clients()); n >= maxClients {
+		return Client{}, errTooMany{fmt.Sprintf("%s already has %d clients, the sandbox's limit; restart it to start over", providerName, n)}
 	}
 	c := p.Core().RegisterClient(oauthcore.Client{RedirectURIs: redirectURIs, Name: name})
 	return clientView(providerName, *c), nil
@@ -259,6 +275,9 @@ func (s *Sandbox) InjectFault(f Fault) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
+	if len(s.faults.List()) >= maxFaults {
+		return errTooMany{fmt.Sprintf("%d faults are armed, the sandbox's limit; DELETE /sandbox/admin/faults first", maxFaults)}
+	}
 	if err := p.ApplyFault(f); err != nil {
 		return err
 	}
@@ -291,33 +310,39 @@ func (s *Sandbox) ResetCounters() {
 }
 
 func (s *Sandbox) registerAdmin() {
-	s.mux.HandleFunc("GET /sandbox/admin/providers", s.adminProviders)
-	s.mux.HandleFunc("GET /sandbox/admin/clients", func(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	s.mux.Handle("/sandbox/admin/", s.guardAdmin(mux))
+	s.registerAdminRoutes(mux)
+}
+
+func (s *Sandbox) registerAdminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /sandbox/admin/providers", s.adminProviders)
+	mux.HandleFunc("GET /sandbox/admin/clients", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"clients": s.Clients()})
 	})
-	s.mux.HandleFunc("POST /sandbox/admin/clients", s.adminRegisterClient)
-	s.mux.HandleFunc("POST /sandbox/admin/consent", s.adminConsent)
-	s.mux.HandleFunc("DELETE /sandbox/admin/consent", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /sandbox/admin/clients", s.adminRegisterClient)
+	mux.HandleFunc("POST /sandbox/admin/consent", s.adminConsent)
+	mux.HandleFunc("DELETE /sandbox/admin/consent", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ClearConsent(r.URL.Query().Get("provider")); err != nil {
 			problem(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.mux.HandleFunc("POST /sandbox/admin/faults", s.adminFault)
-	s.mux.HandleFunc("GET /sandbox/admin/faults", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /sandbox/admin/faults", s.adminFault)
+	mux.HandleFunc("GET /sandbox/admin/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"faults": s.Faults()})
 	})
-	s.mux.HandleFunc("DELETE /sandbox/admin/faults", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE /sandbox/admin/faults", func(w http.ResponseWriter, r *http.Request) {
 		s.ClearFaults(r.URL.Query().Get("provider"))
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.mux.HandleFunc("GET /sandbox/admin/counters", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Counters()) })
-	s.mux.HandleFunc("DELETE /sandbox/admin/counters", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /sandbox/admin/counters", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Counters()) })
+	mux.HandleFunc("DELETE /sandbox/admin/counters", func(w http.ResponseWriter, r *http.Request) {
 		s.ResetCounters()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.mux.HandleFunc("/sandbox/admin/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/sandbox/admin/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, fmt.Sprintf("no admin route %s %s", r.Method, r.URL.Path))
 	})
 }
@@ -375,7 +400,7 @@ func (s *Sandbox) adminRegisterClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.RegisterClient(body.Provider, body.RedirectURIs, body.Name)
 	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+		problem(w, statusOf(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, c)
@@ -402,7 +427,7 @@ func (s *Sandbox) adminFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.InjectFault(f); err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+		problem(w, statusOf(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, f)
@@ -417,8 +442,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func problem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	typ := "invalid_request"
-	if status == http.StatusNotFound {
+	switch status {
+	case http.StatusNotFound:
 		typ = "not_found"
+	case http.StatusForbidden:
+		typ = "forbidden"
+	case http.StatusUnsupportedMediaType:
+		typ = "unsupported_media_type"
+	case http.StatusInsufficientStorage:
+		typ = "limit_reached"
 	}
 	oauthcore.WriteJSON(w, status, map[string]any{"type": typ, "title": http.StatusText(status), "status": status, "detail": detail}, "  ")
 }

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/refresh"
+	"github.com/authgate/authgate/internal/returnurl"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/storage/pgstore"
@@ -67,6 +70,11 @@ type Config struct {
 	// configured — today always, until provider configuration arrives with
 	// the OAuth broker; SandboxOn and SandboxOff force it.
 	Sandbox SandboxMode
+	// SandboxStateFile keeps the mounted sandbox's state (clients, grants,
+	// live tokens) across restarts; default: next to the SQLite database
+	// ("<db>.sandbox.json"), or "authgate-sandbox.json" beside the key file
+	// for PostgreSQL.
+	SandboxStateFile string
 	// SandboxSeed makes the mounted sandbox's tokens deterministic (0: random).
 	SandboxSeed uint64
 	// SandboxURL points the built-in providers at an external sandbox
@@ -141,10 +149,21 @@ func (c Config) WithDefaults() Config {
 	if c.Transport == nil {
 		c.Transport = http.DefaultTransport
 	}
+	if c.SandboxStateFile == "" {
+		if path, err := sqlitePath(c.Database); err == nil && !isPostgres(c.Database) {
+			c.SandboxStateFile = path + ".sandbox.json"
+		} else {
+			c.SandboxStateFile = filepath.Join(filepath.Dir(c.KeyFile), "authgate-sandbox.json")
+		}
+	}
 	return c
 }
 
-// mountsSandbox reports whether serve mounts its own sandbox.
+// mountsSandbox reports whether serve mounts its own sandbox: when switched
+// on, or (auto) while no real provider of any kind is configured and the
+// listener is loopback-only. The sandbox is a test fixture whose admin API
+// hands out client secrets; it never sits beside real providers or on a
+// public address by default.
 func (c Config) mountsSandbox() bool {
 	switch c.Sandbox {
 	case SandboxOn:
@@ -152,7 +171,13 @@ func (c Config) mountsSandbox() bool {
 	case SandboxOff:
 		return false
 	}
-	return len(c.Providers) == 0 && c.SandboxURL == ""
+	return len(c.Providers) == 0 && c.SandboxURL == "" && c.ProvidersFile == "" && c.loopbackAddr()
+}
+
+// loopbackAddr reports whether Addr listens on loopback only.
+func (c Config) loopbackAddr() bool {
+	host, _, err := net.SplitHostPort(c.Addr)
+	return err == nil && returnurl.IsLoopback(host)
 }
 
 // Validate reports the first configuration mistake, naming the setting.
@@ -175,6 +200,16 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("sandbox %q: want auto, on or off", c.Sandbox)
 	}
+	for _, raw := range c.ReturnURLAllowList {
+		if _, err := returnurl.ParseRule(raw); err != nil {
+			return fmt.Errorf("return URL allow-list: %w", err)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("public URL %q: want http(s)://host[:port]", c.PublicURL)
+		}
+	}
 	return nil
 }
 
@@ -182,7 +217,7 @@ func sqlitePath(db string) (string, error) {
 	scheme, rest, ok := strings.Cut(db, ":")
 	switch {
 	case !ok:
-		return "", fmt.Errorf("database %q: want sqlite:PATH", db)
+		return "", fmt.Errorf("database %q: want sqlite:PATH or postgres://…", redactURL(db))
 	case scheme == "sqlite" && rest != "":
 		return strings.TrimPrefix(rest, "//"), nil
 	}
@@ -193,14 +228,19 @@ func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-// redactURL hides a password in a database URL.
+var keywordPassword = regexp.MustCompile(`(?i)(pass(?:word)?\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
+
+// redactURL hides a password in a database URL or keyword DSN.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		if strings.Contains(s, "@") || strings.Contains(strings.ToLower(s), "password") {
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		// A keyword DSN ("host=… password=…") or something unparseable: mask
+		// every password value, and give up on anything still suspicious.
+		masked := keywordPassword.ReplaceAllString(s, "${1}xxxxx")
+		if strings.Contains(masked, "@") || keywordPassword.FindStringIndex(masked) == nil && strings.Contains(strings.ToLower(masked), "pass") {
 			return "(unparseable database URL)"
 		}
-		return s
+		return masked
 	}
 	q := u.Query()
 	for k := range q {
@@ -249,11 +289,8 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 			}
 		}
 	}
-	keys, err := loadKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
 	var store storage.Store
+	var err error
 	if isPostgres(cfg.Database) {
 		store, err = pgstore.Open(ctx, cfg.Database, pgstore.Options{})
 	} else {
@@ -261,6 +298,18 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.Database), err)
+	}
+	// A database never meets a key it was not encrypted with: find the keys
+	// it needs before any key is loaded, let alone generated.
+	needed, err := store.SealedKeyIDs(ctx)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
+	}
+	keys, err := loadKeys(cfg, needed)
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
 	return &Core{
 		Store: store, Keys: keys, Clock: cfg.Clock, Logger: cfg.Logger,
@@ -272,13 +321,39 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 // Close closes the database.
 func (c *Core) Close() error { return c.Store.Close() }
 
-func loadKeys(cfg Config) (*keyring.Source, error) {
+// loadKeys loads the master keys, refusing any set that lacks a key the
+// database needs, and generating a key file only for a database that holds
+// no secret yet.
+func loadKeys(cfg Config, needed []string) (*keyring.Source, error) {
+	where := "AUTHGATE_MASTER_KEYS"
+	missing := func(k *keyring.Keyring) error {
+		var lack []string
+		for _, id := range needed {
+			if !k.Has(id) {
+				lack = append(lack, id)
+			}
+		}
+		if len(lack) == 0 {
+			return nil
+		}
+		return fmt.Errorf("database %s holds secrets sealed with master key %s, which %s does not have (it has %s): restore the right key file or set AUTHGATE_MASTER_KEYS; refusing to start",
+			redactURL(cfg.Database), strings.Join(lack, ", "), where, strings.Join(k.IDs(), ", "))
+	}
 	if cfg.MasterKeys != "" {
 		k, err := keyring.Parse(cfg.MasterKeys)
 		if err != nil {
 			return nil, fmt.Errorf("master keys: %w", err)
 		}
+		if err := missing(k); err != nil {
+			return nil, err
+		}
 		return keyring.Static(k), nil
+	}
+	where = "key file " + cfg.KeyFile
+	if _, err := os.Stat(cfg.KeyFile); (err != nil || keyring.IsEmptyFile(cfg.KeyFile)) && len(needed) > 0 {
+		abs, _ := filepath.Abs(cfg.KeyFile)
+		return nil, fmt.Errorf("database %s holds secrets sealed with master key %s, but the key file %s is missing or empty: restore it (or set AUTHGATE_MASTER_KEYS); refusing to start with a new key",
+			redactURL(cfg.Database), strings.Join(needed, ", "), abs)
 	}
 	k, created, tooOpen, err := keyring.LoadOrCreateFile(cfg.KeyFile, cfg.Clock.Now())
 	if err != nil {
@@ -290,6 +365,9 @@ func loadKeys(cfg Config) (*keyring.Source, error) {
 	}
 	if tooOpen {
 		cfg.Logger.Warn("master key file is readable by other users; chmod 600 it", slog.String("key_file", cfg.KeyFile))
+	}
+	if err := missing(k); err != nil {
+		return nil, err
 	}
 	return keyring.FileSource(k, cfg.KeyFile, cfg.Clock.Now), nil
 }
@@ -365,12 +443,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info("created the default tenant and its admin key (printed once on stdout)", slog.String("tenant_id", string(t.ID)), slog.String("key_fp", key.Fingerprint()))
 	}
 	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics()}
-	if cfg.mountsSandbox() {
-		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed})
-	}
 	public := cfg.PublicURL
 	if public == "" {
 		public = "http://" + cfg.Addr
+	}
+	if cfg.mountsSandbox() {
+		var adminHosts []string
+		if !cfg.loopbackAddr() {
+			cfg.Logger.Warn("!!! THE PROVIDER SANDBOX IS MOUNTED ON A NON-LOOPBACK ADDRESS (AUTHGATE_SANDBOX=on). Anyone who reaches " + cfg.Addr +
+				" can mint tokens, read sandbox client secrets and inject faults. Use this only on a trusted network. !!!")
+			if u, err := url.Parse(public); err == nil {
+				adminHosts = append(adminHosts, u.Hostname())
+			}
+		}
+		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed, AdminHosts: adminHosts})
+		if err := srv.restoreSandbox(); err != nil {
+			core.Close()
+			return nil, err
+		}
+	} else if cfg.Sandbox == SandboxAuto && !cfg.loopbackAddr() && len(cfg.Providers) == 0 && cfg.SandboxURL == "" && cfg.ProvidersFile == "" {
+		cfg.Logger.Warn("provider sandbox not mounted: the listen address is not loopback and no real provider is configured; set AUTHGATE_SANDBOX=on to mount it anyway", slog.String("addr", cfg.Addr))
 	}
 	if err := srv.SetPublicURL(public); err != nil {
 		core.Close()
@@ -381,7 +473,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	srv.Refresher.Start()
 	srv.Broker = broker.New(broker.Config{Store: core.Store, Vault: core.Vault, Keys: core.Keys, Providers: &srv.providers, Clock: cfg.Clock, Logger: cfg.Logger,
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
-		OnExchange: srv.Metrics.Exchange})
+		SecureCookies: strings.HasPrefix(public, "https://"),
+		OnExchange:    srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics})
 	srv.handler = a.Handler()
@@ -393,6 +486,28 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info("provider sandbox mounted at /sandbox/ (no real provider is configured)")
 	}
 	return srv, nil
+}
+
+// restoreSandbox loads the mounted sandbox's state saved by Close.
+func (s *Server) restoreSandbox() error {
+	if err := s.Sandbox.LoadFile(s.cfg.SandboxStateFile); err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("provider sandbox state", slog.String("file", s.cfg.SandboxStateFile))
+	return nil
+}
+
+// Close drains the refresher (see Serve), saves the mounted sandbox's state,
+// then closes the database.
+func (s *Server) Close() error {
+	s.drain()
+	var err error
+	if s.Sandbox != nil {
+		if err = s.Sandbox.SaveFile(s.cfg.SandboxStateFile); err != nil {
+			s.cfg.Logger.Warn("save sandbox state", slog.String("error", err.Error()))
+		}
+	}
+	return errors.Join(err, s.Core.Close())
 }
 
 // MountSandbox routes the sandbox's paths on mux: /sandbox/…, the RFC 8414
@@ -451,12 +566,6 @@ func (s *Server) drain() {
 	if err := s.Refresher.Close(dctx); err != nil {
 		s.cfg.Logger.Error("refreshes still in flight at shutdown were abandoned", slog.Duration("drain_timeout", s.cfg.DrainTimeout))
 	}
-}
-
-// Close drains the refresher (see Serve) and closes the database.
-func (s *Server) Close() error {
-	s.drain()
-	return s.Core.Close()
 }
 
 // ListenAndServe listens on cfg.Addr and serves until ctx is done. ready, if

@@ -18,6 +18,7 @@ import (
 func newSandboxCmd() *cobra.Command {
 	var addr string
 	var seed uint64
+	var stateFile string
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "Run the provider emulator alone (Google, Notion, Slack, a rotating OIDC server) with its admin API",
@@ -26,11 +27,18 @@ func newSandboxCmd() *cobra.Command {
 preset consent, inject faults (revoke, expire_access_tokens, drop_scope,
 admin_policy, unshare, invalid_grant_next, rate_limit, server_error, latency,
 clock_offset) and read counters. GET /sandbox/admin/providers lists every
-endpoint and default client. Everything is kept in memory.`,
+endpoint and default client. Everything is kept in memory; with --state FILE the
+clients, grants and live tokens are loaded from FILE at start and saved to it on
+shutdown, so connected apps keep working across restarts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger()
 			sb := sandbox.New(sandbox.Options{Seed: seed})
+			if stateFile != "" {
+				if err := sb.LoadFile(stateFile); err != nil {
+					return err
+				}
+			}
 			mux := http.NewServeMux()
 			server.MountSandbox(mux, sb)
 			ln, err := net.Listen("tcp", addr)
@@ -53,10 +61,14 @@ endpoint and default client. Everything is kept in memory.`,
 			if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 				err = errors.Join(err, serveErr)
 			}
+			if stateFile != "" {
+				err = errors.Join(err, sb.SaveFile(stateFile))
+			}
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("AUTHGATE_SANDBOX_ADDR", "127.0.0.1:9090"), "listen address [$AUTHGATE_SANDBOX_ADDR]")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "make generated tokens and ids deterministic")
+	cmd.Flags().StringVar(&stateFile, "state", "", "load the sandbox's state from FILE at start and save it there on shutdown")
 	return cmd
 }

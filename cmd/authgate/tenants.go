@@ -10,8 +10,8 @@ import (
 )
 
 func newTenantsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "tenants", Short: "Create and list tenants"}
-	cmd.AddCommand(&cobra.Command{
+	cmd := &cobra.Command{Use: "tenants", Short: "Create and list tenants; manage their API keys"}
+	cmd.AddCommand(newTenantKeysCmd(g), &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a tenant and print its API key once",
 		Args:  cobra.ExactArgs(1),

@@ -76,5 +76,5 @@ func New(d Deps) *API {
 // Handler is the API with its middleware: request ids, panic recovery,
 // access logs and problem+json for unknown routes and methods.
 func (a *API) Handler() http.Handler {
-	return a.middleware(a.problemsForUnrouted(a.mux))
+	return a.middleware(inputGuard(a.problemsForUnrouted(a.mux)))
 }

@@ -23,6 +23,9 @@ type connectBody struct {
 	LoginHint    string                `json:"login_hint"`
 	ReturnURL    string                `json:"return_url"`
 	ForceConsent bool                  `json:"force_consent"`
+	// ExpectedAccount: the email, Workspace domain or provider subject the
+	// user must sign in as.
+	ExpectedAccount string `json:"expected_account"`
 }
 
 func (a *API) createConnectSession(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
@@ -34,7 +37,7 @@ func (a *API) createConnectSession(w http.ResponseWriter, r *http.Request, p ten
 		return authgate.Errorf(authgate.ClassInvalidRequest, "credential_id must be a credential id")
 	}
 	s, err := a.broker.CreateSession(r.Context(), broker.SessionParams{TenantID: p.TenantID, UserID: b.UserID, Provider: b.Provider, Actions: b.Actions, Scopes: b.Scopes,
-		CredentialID: b.CredentialID, LoginHint: b.LoginHint, ReturnURL: b.ReturnURL, ForceConsent: b.ForceConsent})
+		CredentialID: b.CredentialID, LoginHint: b.LoginHint, ReturnURL: b.ReturnURL, ForceConsent: b.ForceConsent, ExpectedAccount: b.ExpectedAccount})
 	if err != nil {
 		return err
 	}
@@ -67,7 +70,12 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 // connectRedirect is the browser leg: the connect link sends the user to the
 // provider with a single-use state.
 func (a *API) connectRedirect(w http.ResponseWriter, r *http.Request) error {
-	u, err := a.broker.AuthorizeURL(r.Context(), r.PathValue("session"))
+	id := r.PathValue("session")
+	var have string
+	if c, err := r.Cookie(broker.CookieName(id)); err == nil {
+		have = c.Value
+	}
+	u, bind, err := a.broker.AuthorizeURL(r.Context(), id, have)
 	if err != nil {
 		var ae *authgate.Error
 		if errors.As(err, &ae) {
@@ -76,16 +84,53 @@ func (a *API) connectRedirect(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	if bind != "" {
+		// Lax: sent on the provider's top-level redirect back to us, never
+		// on a cross-site subrequest; HttpOnly: no script reads it.
+		http.SetCookie(w, &http.Cookie{Name: broker.CookieName(id), Value: bind, Path: "/", MaxAge: int(a.broker.TTL().Seconds()),
+			HttpOnly: true, Secure: a.broker.SecureCookies(), SameSite: http.SameSiteLaxMode})
+	}
+	noReferrer(w)
 	http.Redirect(w, r, u, http.StatusFound)
 	return nil
+}
+
+// getConnectSession is the authenticated outcome of a flow: the status and
+// credential_id on the return URL are hints anyone can type.
+func (a *API) getConnectSession(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	st, err := a.broker.Status(r.Context(), p.TenantID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+// noReferrer keeps codes and states in our URLs out of Referer headers.
+func noReferrer(w http.ResponseWriter) {
+	w.Header().Set("Referrer-Policy", "no-referrer")
 }
 
 // oauthCallback finishes a connect flow: back to the app's return_url with
 // the outcome in the query, or a page for the user.
 func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) error {
-	res, err := a.broker.Callback(r.Context(), r.URL.Query())
+	noReferrer(w)
+	res, err := a.broker.Callback(r.Context(), r.URL.Query(), func(name string) string {
+		if c, err := r.Cookie(name); err == nil {
+			return c.Value
+		}
+		return ""
+	})
+	var ce *broker.CallbackError
+	sid := ""
+	if res != nil {
+		sid = res.SessionID
+	} else if errors.As(err, &ce) {
+		sid = ce.SessionID
+	}
+	if sid != "" { // the flow is over: the binding cookie has done its job
+		http.SetCookie(w, &http.Cookie{Name: broker.CookieName(sid), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.broker.SecureCookies(), SameSite: http.SameSiteLaxMode})
+	}
 	if err != nil {
-		var ce *broker.CallbackError
 		if !errors.As(err, &ce) {
 			return err
 		}
@@ -148,8 +193,18 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 
 // page is what a person sees on the browser legs of a flow.
 func (a *API) page(w http.ResponseWriter, status int, title, message string) {
+	htmlSecurityHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = pageTmpl.Execute(w, map[string]string{"Title": title, "Message": message})
+}
+
+// htmlSecurityHeaders goes on every HTML page: no script, no framing (no
+// clickjacking of a consent or result page), no MIME sniffing, no Referer.
+func htmlSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
 }

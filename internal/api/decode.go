@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/authgate/authgate"
 )
@@ -25,10 +28,23 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 			return authgate.Errorf(authgate.ClassUnsupportedMedia, "send the body as JSON with 'Content-Type: application/json'")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		return err
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a
+	// \u0000 into a NUL that PostgreSQL refuses to store: refuse both here,
+	// the same on every backend.
+	if !utf8.Valid(body) {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
+	}
+	if field, bad := hasNUL(reflect.ValueOf(v), ""); bad {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "field %s contains a NUL character", strings.TrimPrefix(field, "."))
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		var tooBig *http.MaxBytesError
@@ -113,4 +129,48 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return fmt.Sprintf("%s…", s[:n])
+}
+
+// hasNUL reports the first string inside v (structs, slices, maps,
+// pointers) that holds a NUL byte, and its path.
+func hasNUL(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", false
+		}
+		return hasNUL(v.Elem(), path)
+	case reflect.String:
+		return path, strings.IndexByte(v.String(), 0) >= 0
+	case reflect.Struct:
+		t := v.Type()
+		for i := range v.NumField() {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			name := t.Field(i).Name
+			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
+				name = tag
+			}
+			if p, bad := hasNUL(v.Field(i), path+"."+name); bad {
+				return p, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if p, bad := hasNUL(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); bad {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			if p, bad := hasNUL(k, path+".(key)"); bad {
+				return p, true
+			}
+			if p, bad := hasNUL(v.MapIndex(k), path+"."+fmt.Sprint(k.Interface())); bad {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

@@ -20,8 +20,12 @@ func (a *API) routes() {
 		a.mux.Handle("POST /v1/credentials/{id}/token", a.authed(a.credentialToken))
 	}
 	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))
+	a.mux.Handle("POST /v1/api-keys", a.authed(a.createAPIKey))
+	a.mux.Handle("GET /v1/api-keys", a.authed(a.listAPIKeys))
+	a.mux.Handle("DELETE /v1/api-keys/{id}", a.authed(a.revokeAPIKey))
 	if a.broker != nil {
 		a.mux.Handle("POST /v1/connect-sessions", a.authed(a.createConnectSession))
+		a.mux.Handle("GET /v1/connect-sessions/{id}", a.authed(a.getConnectSession))
 		a.mux.Handle("GET /connect/{session}", a.handle(a.connectRedirect))
 		a.mux.Handle("GET /oauth/callback", a.handle(a.oauthCallback))
 	}

@@ -13,6 +13,7 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -23,11 +24,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -37,6 +38,7 @@ import (
 	"github.com/authgate/authgate/internal/classify"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/httprec"
+	"github.com/authgate/authgate/internal/returnurl"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
@@ -67,12 +69,23 @@ type Config struct {
 	TenantReturnURLs func(ctx context.Context, tenant authgate.TenantID) ([]string, error)
 	// SessionTTL is how long a connect link works (default 15 minutes).
 	SessionTTL time.Duration
+	// SessionRetention is how long a finished or expired session stays
+	// readable (GET /v1/connect-sessions/{id}) before it is pruned
+	// (default 24 hours).
+	SessionRetention time.Duration
+	// SecureCookies marks the browser-binding cookie Secure (public URL is https).
+	SecureCookies bool
 	// OnExchange observes code exchanges (metrics): provider and outcome.
 	OnExchange func(provider, outcome string)
 }
 
 // Broker runs connect flows. Safe for concurrent use.
-type Broker struct{ cfg Config }
+type Broker struct {
+	cfg   Config
+	rules []returnurl.Rule
+	// lastPrune is when this process last pruned old sessions (unix nanos).
+	lastPrune atomic.Int64
+}
 
 // New returns a broker.
 func New(cfg Config) *Broker {
@@ -88,7 +101,18 @@ func New(cfg Config) *Broker {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 15 * time.Minute
 	}
-	return &Broker{cfg: cfg}
+	if cfg.SessionRetention <= 0 {
+		cfg.SessionRetention = 24 * time.Hour
+	}
+	// The server validates the list at start-up; an entry that still does
+	// not parse here allows nothing.
+	b := &Broker{cfg: cfg}
+	for _, raw := range cfg.ReturnURLAllowList {
+		if r, err := returnurl.ParseRule(raw); err == nil {
+			b.rules = append(b.rules, r)
+		}
+	}
+	return b
 }
 
 // CallbackPath is where providers redirect back to.
@@ -112,6 +136,10 @@ type SessionParams struct {
 	LoginHint    string
 	ReturnURL    string
 	ForceConsent bool
+	// ExpectedAccount names the provider account the app expects: an email,
+	// a Workspace domain or a provider subject. Another account is refused
+	// with identity_mismatch.
+	ExpectedAccount string
 }
 
 // Session is a created connect session.
@@ -121,11 +149,14 @@ type Session struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	Provider   string    `json:"provider"`
 	Scopes     []string  `json:"scopes"`
+	// ExpectedAccount echoes the request ("" accepts any account).
+	ExpectedAccount string `json:"expected_account,omitempty"`
 }
 
 type sealedSecrets struct {
 	State    string `json:"s"`
 	Verifier string `json:"v"`
+	Nonce    string `json:"n,omitempty"`
 }
 
 var idEnc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -188,23 +219,46 @@ func (b *Broker) CreateSession(ctx context.Context, p SessionParams) (Session, e
 	}
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
-	if p.ReturnURL != "" && !b.returnAllowed(ctx, p.TenantID, p.ReturnURL) {
-		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "return_url %q is not on the allow-list", truncate(p.ReturnURL, 100))
+	if p.ReturnURL != "" {
+		if err := b.checkReturnURL(ctx, p.TenantID, p.ReturnURL); err != nil {
+			return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "%s", err.Error())
+		}
+	}
+	if len(p.ExpectedAccount) > 255 || strings.ContainsAny(p.ExpectedAccount, " \t\r\n") {
+		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "expected_account must be one email, domain or subject (at most 255 bytes)")
+	}
+	if p.LoginHint == "" && strings.Contains(p.ExpectedAccount, "@") {
+		p.LoginHint = p.ExpectedAccount
 	}
 	now := b.cfg.Clock.Now().UTC().Truncate(time.Microsecond)
+	b.pruneSometimes(ctx, now)
+	if p.CredentialID != "" {
+		if s, ok := b.reusable(ctx, p, scopes, force, now); ok {
+			return b.sessionView(s), nil
+		}
+	}
 	id := "cs_" + idEnc.EncodeToString(random(16))
 	st := sealedSecrets{State: base64.RawURLEncoding.EncodeToString(random(32)), Verifier: oauth2.GenerateVerifier()}
+	if wantsIDToken(prov, scopes) {
+		st.Nonce = base64.RawURLEncoding.EncodeToString(random(24))
+	}
 	secrets, err := json.Marshal(st)
 	if err != nil {
 		return Session{}, fmt.Errorf("create connect session: %w", err)
 	}
 	s := &storage.ConnectSession{ID: id, TenantID: p.TenantID, UserID: p.UserID, Provider: p.Provider, CredentialID: p.CredentialID,
 		RequestedScopes: scopes, Actions: p.Actions, LoginHint: p.LoginHint, ReturnURL: p.ReturnURL, ForceConsent: force,
-		StateHash: hashState(st.State), Verifier: b.cfg.Keys.Seal(secrets, sessionAD(id)), CreatedAt: now, ExpiresAt: now.Add(b.cfg.SessionTTL)}
+		StateHash: hashState(st.State), Verifier: b.cfg.Keys.Seal(secrets, sessionAD(id)), CreatedAt: now, ExpiresAt: now.Add(b.cfg.SessionTTL),
+		ExpectedAccount: p.ExpectedAccount}
 	if err := b.cfg.Store.ConnectSessionInsert(ctx, s); err != nil {
 		return Session{}, fmt.Errorf("create connect session: %w", err)
 	}
-	return Session{ID: id, ConnectURL: strings.TrimRight(b.cfg.PublicURL(), "/") + "/connect/" + id, ExpiresAt: s.ExpiresAt, Provider: p.Provider, Scopes: scopes}, nil
+	return b.sessionView(s), nil
+}
+
+func (b *Broker) sessionView(s *storage.ConnectSession) Session {
+	return Session{ID: s.ID, ConnectURL: strings.TrimRight(b.cfg.PublicURL(), "/") + "/connect/" + s.ID, ExpiresAt: s.ExpiresAt, Provider: s.Provider,
+		Scopes: s.RequestedScopes, ExpectedAccount: s.ExpectedAccount}
 }
 
 func (b *Broker) holdsRefreshToken(ctx context.Context, p SessionParams) (bool, error) {
@@ -220,34 +274,22 @@ func (b *Broker) holdsRefreshToken(ctx context.Context, p SessionParams) (bool, 
 	return false, nil
 }
 
-func (b *Broker) returnAllowed(ctx context.Context, tenant authgate.TenantID, raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return false
-	}
-	if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
-		return true
-	}
-	allow := slices.Clone(b.cfg.ReturnURLAllowList)
+// checkReturnURL matches by parsed origin and path segment (package
+// returnurl), against the server-wide rules and the tenant's own.
+func (b *Broker) checkReturnURL(ctx context.Context, tenant authgate.TenantID, raw string) error {
+	rules := slices.Clone(b.rules)
 	if b.cfg.TenantReturnURLs != nil {
 		own, err := b.cfg.TenantReturnURLs(ctx, tenant)
-		if err == nil {
-			allow = append(allow, own...)
+		if err != nil {
+			return err
+		}
+		for _, o := range own {
+			if r, err := returnurl.ParseRule(o); err == nil {
+				rules = append(rules, r)
+			}
 		}
 	}
-	for _, prefix := range allow {
-		if prefix != "" && strings.HasPrefix(raw, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return returnurl.Check(raw, rules)
 }
 
 func (b *Broker) openSecrets(s *storage.ConnectSession) (sealedSecrets, error) {
@@ -268,28 +310,47 @@ func (b *Broker) oauthConfig(p *catalog.Provider, scopes []string) *oauth2.Confi
 		Endpoint: oauth2.Endpoint{AuthURL: p.AuthorizationURL, TokenURL: p.TokenURL, AuthStyle: style}}
 }
 
-// ExpiredError is a connect link that can no longer be used.
-var errLinkDead = authgate.Errorf(authgate.ClassInvalidRequest, "this connect link expired or was already used; ask the app for a new one")
-
-// AuthorizeURL is where GET /connect/{id} sends the browser.
-func (b *Broker) AuthorizeURL(ctx context.Context, id string) (string, error) {
+// AuthorizeURL is where GET /connect/{id} sends the browser. The first
+// browser to open the link gets a binding cookie (newCookie, to be set under
+// CookieName(id)); from then on only a browser presenting it (cookie) may
+// use the link or complete the flow.
+func (b *Broker) AuthorizeURL(ctx context.Context, id, cookie string) (redirect, newCookie string, err error) {
 	s, err := b.cfg.Store.ConnectSessionGet(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", authgate.Errorf(authgate.ClassNotFound, "no such connect link")
+		return "", "", authgate.Errorf(authgate.ClassNotFound, "no such connect link")
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	if !s.UsedAt.IsZero() || !b.cfg.Clock.Now().Before(s.ExpiresAt) {
-		return "", errLinkDead
+	now := b.cfg.Clock.Now()
+	if !s.UsedAt.IsZero() || s.Outcome != "" || !now.Before(s.ExpiresAt) {
+		return "", "", errLinkDead
+	}
+	if s.OpenedAt.IsZero() {
+		tok := base64.RawURLEncoding.EncodeToString(random(32))
+		switch err := b.cfg.Store.ConnectSessionOpen(ctx, storage.ConnectSessionOpenParams{ID: id, BrowserHash: hashBrowser(tok), Now: now}); {
+		case err == nil:
+			newCookie, s.BrowserHash = tok, hashBrowser(tok)
+		case errors.Is(err, storage.ErrConflict):
+			if s, err = b.cfg.Store.ConnectSessionGet(ctx, id); err != nil {
+				return "", "", err
+			}
+		case errors.Is(err, storage.ErrNotFound):
+			return "", "", errLinkDead
+		default:
+			return "", "", err
+		}
+	}
+	if newCookie == "" && !boundTo(s, cookie) {
+		return "", "", errOpenedElsewhere
 	}
 	p, ok := b.cfg.Providers.Get(s.Provider)
 	if !ok {
-		return "", authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is no longer configured", s.Provider)
+		return "", "", authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is no longer configured", s.Provider)
 	}
 	st, err := b.openSecrets(s)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	var opts []oauth2.AuthCodeOption
 	opts = append(opts, oauth2.SetAuthURLParam("scope", p.JoinScopes(s.RequestedScopes)))
@@ -309,7 +370,10 @@ func (b *Broker) AuthorizeURL(ctx context.Context, id string) (string, error) {
 	if p.PKCE {
 		opts = append(opts, oauth2.S256ChallengeOption(st.Verifier))
 	}
-	return b.oauthConfig(p, s.RequestedScopes).AuthCodeURL(st.State, opts...), nil
+	if st.Nonce != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("nonce", st.Nonce))
+	}
+	return b.oauthConfig(p, s.RequestedScopes).AuthCodeURL(st.State, opts...), newCookie, nil
 }
 
 // Result is a completed connect flow.
@@ -323,6 +387,7 @@ type Result struct {
 	Missing   []string `json:"missing_scopes"`
 	ReturnURL string   `json:"-"`
 	Provider  string   `json:"provider"`
+	SessionID string   `json:"connect_session_id"`
 }
 
 // CallbackError is a connect flow that ended in an error the user should see.
@@ -331,13 +396,16 @@ type CallbackError struct {
 	Code      string // the provider's error code (access_denied, …)
 	ReturnURL string
 	Provider  string
+	SessionID string // set once the session was consumed
 }
 
 func (e *CallbackError) Error() string { return e.Problem.Error() }
 func (e *CallbackError) Unwrap() error { return e.Problem }
 
-// Callback completes a flow from the provider's redirect.
-func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
+// Callback completes a flow from the provider's redirect. cookie returns
+// the browser's cookie of a given name: the flow completes only in the
+// browser that opened the connect link.
+func (b *Broker) Callback(ctx context.Context, q url.Values, cookie func(name string) string) (*Result, error) {
 	state := q.Get("state")
 	if state == "" {
 		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassInvalidRequest, "the sign-in response has no state; start again from the app")}
@@ -349,11 +417,29 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !boundTo(s, cookie(CookieName(s.ID))) {
+		// Not consumed: the browser that did open the link may still finish.
+		b.cfg.Logger.Warn("connect callback from another browser refused", slog.String("connect_session", s.ID), slog.String("provider", s.Provider))
+		return nil, &CallbackError{Problem: errOtherBrowser, Provider: s.Provider}
+	}
 	if err := b.cfg.Store.ConnectSessionConsume(ctx, s.ID, b.cfg.Clock.Now()); errors.Is(err, storage.ErrNotFound) {
 		return nil, &CallbackError{Problem: errLinkDead, ReturnURL: s.ReturnURL, Provider: s.Provider}
 	} else if err != nil {
 		return nil, err
 	}
+	res, err := b.complete(ctx, q, s)
+	b.finish(ctx, s.ID, res, err)
+	var ce *CallbackError
+	if res != nil {
+		res.SessionID = s.ID
+	} else if errors.As(err, &ce) {
+		ce.SessionID = s.ID
+	}
+	return res, err
+}
+
+// complete runs a consumed session's flow to its end.
+func (b *Broker) complete(ctx context.Context, q url.Values, s *storage.ConnectSession) (*Result, error) {
 	p, ok := b.cfg.Providers.Get(s.Provider)
 	if !ok {
 		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is no longer configured", s.Provider), ReturnURL: s.ReturnURL}
@@ -402,6 +488,19 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (*Result, error) {
 	id, err := b.identity(xctx, p, tok)
 	if err != nil {
 		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassTransient, "could not read who signed in at %s; try again", p.DisplayName).WithCause(err), ReturnURL: s.ReturnURL, Provider: p.Name}
+	}
+	if wantsIDToken(p, s.RequestedScopes) {
+		if err := b.verifyIDToken(xctx, p, tok, st.Nonce, id.subject); err != nil {
+			b.cfg.Logger.Warn("id token refused", slog.String("provider", p.Name), slog.String("connect_session", s.ID), slog.String("error", err.Error()))
+			return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassInvalidRequest, "%s sent an ID token that does not check out; nothing was connected. Start again from the app.", p.DisplayName).WithCause(err),
+				Code: "invalid_id_token", ReturnURL: s.ReturnURL, Provider: p.Name}
+		}
+	}
+	if s.ExpectedAccount != "" && !id.matches(s.ExpectedAccount) {
+		got := cmp.Or(id.email, id.subject)
+		b.cfg.Logger.Warn("connect: unexpected account refused", slog.String("provider", p.Name), slog.String("connect_session", s.ID))
+		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassReauthRequired, "The app expects %s, but you signed in to %s as %s. Sign in with %s.",
+			s.ExpectedAccount, p.DisplayName, got, s.ExpectedAccount), Code: "identity_mismatch", ReturnURL: s.ReturnURL, Provider: p.Name}
 	}
 	granted := s.RequestedScopes
 	if sc, ok := tok.Extra("scope").(string); ok && sc != "" {

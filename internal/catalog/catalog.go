@@ -49,11 +49,14 @@ type Provider struct {
 	Kind        Kind   `yaml:"kind"`
 	Issuer      string `yaml:"issuer"`
 
-	AuthorizationURL string            `yaml:"authorization_url"`
-	TokenURL         string            `yaml:"token_url"`
-	RevocationURL    string            `yaml:"revocation_url"`
-	UserinfoURL      string            `yaml:"userinfo_url"`
-	SandboxPaths     map[string]string `yaml:"sandbox_paths"`
+	AuthorizationURL string `yaml:"authorization_url"`
+	TokenURL         string `yaml:"token_url"`
+	RevocationURL    string `yaml:"revocation_url"`
+	UserinfoURL      string `yaml:"userinfo_url"`
+	// JWKSURL holds the keys that sign the provider's ID tokens; with
+	// Issuer it lets the broker verify them (empty: none are verified).
+	JWKSURL      string            `yaml:"jwks_url"`
+	SandboxPaths map[string]string `yaml:"sandbox_paths"`
 
 	// ClientAuth is "basic" (client_secret_basic) or "post" (client_secret_post).
 	ClientAuth           string `yaml:"client_auth"`
@@ -126,6 +129,7 @@ type Metadata struct {
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 }
@@ -159,6 +163,9 @@ func Load(o Options) (*Catalog, error) {
 			p.RevocationURL = base + p.SandboxPaths["revocation_url"]
 			if p.SandboxPaths["userinfo_url"] != "" {
 				p.UserinfoURL = base + p.SandboxPaths["userinfo_url"]
+			}
+			if p.SandboxPaths["jwks_url"] != "" {
+				p.JWKSURL = base + p.SandboxPaths["jwks_url"]
 			}
 		} else {
 			continue
@@ -228,6 +235,7 @@ func (c *Catalog) loadUser(o Options) error {
 				return bad("issuer", fmt.Sprintf("metadata names issuer %q (RFC 8414 §3.3 requires a match)", md.Issuer))
 			}
 			p.AuthorizationURL, p.TokenURL, p.RevocationURL, p.UserinfoURL = md.AuthorizationEndpoint, md.TokenEndpoint, md.RevocationEndpoint, md.UserinfoEndpoint
+			p.JWKSURL = md.JWKSURI
 			p.PKCE = slices.Contains(md.CodeChallengeMethodsSupported, "S256")
 			if len(md.TokenEndpointAuthMethodsSupported) > 0 && !slices.Contains(md.TokenEndpointAuthMethodsSupported, "client_secret_"+p.ClientAuth) {
 				p.ClientAuth = strings.TrimPrefix(md.TokenEndpointAuthMethodsSupported[0], "client_secret_")

@@ -394,14 +394,19 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
+		return min(max(t.Sub(now), 0), MaxRetryAfter), true
 	}
 	return 0, false
 }
+
+// MaxRetryAfter caps a provider's Retry-After: a far-future date or a huge
+// number must not overflow the arithmetic downstream (it once surfaced as
+// retry_after: -9223372035), and no provider means "come back next year".
+const MaxRetryAfter = 24 * time.Hour
 
 var displayNames = map[string]string{"google": "Google", "notion": "Notion", "slack": "Slack"}
 

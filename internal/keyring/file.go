@@ -39,33 +39,75 @@ func NewKeyID(now time.Time) string {
 	return "k" + now.UTC().Format("20060102") + "-" + hex.EncodeToString(b)
 }
 
-// CreateFile writes a new key file holding one fresh key, mode 0600. It fails
-// if the file exists, so two processes starting at once cannot each write one.
+// CreateFile writes a new key file holding one fresh key, mode 0600,
+// atomically: the key is written and fsynced to a temporary file in the same
+// directory, which is then hard-linked into place (failing if the file
+// exists, so two processes starting at once cannot each write one) and the
+// directory fsynced. A crash leaves no file or a complete one, never an
+// empty or half-written key file.
 func CreateFile(path string, now time.Time) (*Keyring, error) {
 	key := Generate(NewKeyID(now))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.WriteString("# authgate master keys: id:base64, primary first. Keep this file secret and backed up.\n" + Format(key)); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
+	content := "# authgate master keys: id:base64, primary first. Keep this file secret and backed up.\n" + Format(key)
+	if err := writeNew(path, []byte(content)); err != nil {
 		return nil, err
 	}
 	return New(key)
 }
 
-// LoadOrCreateFile loads path, or creates it when it does not exist. created
-// says which happened.
+// writeNew creates path with data unless it exists (fs.ErrExist).
+func writeNew(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".authgate-keys-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(FileMode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// LoadOrCreateFile loads path, or creates it when it does not exist (or is
+// empty: what an unsafe writer's crash used to leave). created says which
+// happened.
 func LoadOrCreateFile(path string, now time.Time) (k *Keyring, created, tooOpen bool, err error) {
 	k, tooOpen, err = LoadFile(path)
 	if err == nil {
 		return k, false, tooOpen, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if IsEmptyFile(path) {
+		if err := os.Remove(path); err != nil {
+			return nil, false, false, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, false, err
 	}
 	k, err = CreateFile(path, now)
@@ -74,6 +116,12 @@ func LoadOrCreateFile(path string, now time.Time) (k *Keyring, created, tooOpen 
 		return k, false, tooOpen, err
 	}
 	return k, err == nil, false, err
+}
+
+// IsEmptyFile reports whether path exists and holds nothing.
+func IsEmptyFile(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Size() == 0
 }
 
 // AddPrimaryToFile generates a new key, writes it as the primary at the top
@@ -109,6 +157,9 @@ func AddPrimaryToFile(path string, now time.Time) (*Keyring, string, error) {
 		return nil, "", err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, "", err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		return nil, "", err
 	}
 	k, _, err := LoadFile(path)

@@ -115,7 +115,79 @@ type Queries interface {
 	// still sealed with OldKeyID; ErrNotFound if the session is gone,
 	// ErrVersionConflict if the verifier changed meanwhile.
 	ConnectSessionReseal(ctx context.Context, p ConnectSessionResealParams) error
+
+	// APIKeyList lists a tenant's API keys, revoked ones included, oldest first.
+	APIKeyList(ctx context.Context, tenant authgate.TenantID) ([]APIKey, error)
+	// APIKeyRevoke sets revoked_at on a tenant's live key; ErrNotFound if
+	// the tenant has no such live key.
+	APIKeyRevoke(ctx context.Context, p APIKeyRevokeParams) error
+
+	// SealedKeyIDs lists, sorted, every master-key id some stored secret
+	// (credential token or connect-session verifier) is sealed with: the
+	// keys this database cannot be read without.
+	SealedKeyIDs(ctx context.Context) ([]string, error)
+
+	// ConnectSessionOpen binds an unused, unexpired (at Now), not yet opened
+	// session to one browser (the hash of its cookie): ErrConflict if it was
+	// opened already, ErrNotFound if it is used, expired or gone.
+	ConnectSessionOpen(ctx context.Context, p ConnectSessionOpenParams) error
+	// ConnectSessionFinish records a session's outcome.
+	ConnectSessionFinish(ctx context.Context, p ConnectSessionFinishParams) error
+	// ConnectSessionListReusable lists a tenant's sessions for one
+	// credential that are unopened, unused and expire after Until, newest first.
+	ConnectSessionListReusable(ctx context.Context, p ConnectSessionListReusableParams) ([]*ConnectSession, error)
+	// ConnectSessionDeleteExpired deletes at most Limit sessions that expired
+	// before Before and reports how many it deleted.
+	ConnectSessionDeleteExpired(ctx context.Context, p ConnectSessionDeleteExpiredParams) (int64, error)
 }
+
+// APIKeyRevokeParams names a key to revoke.
+type APIKeyRevokeParams struct {
+	TenantID authgate.TenantID
+	ID       authgate.APIKeyID
+	At       time.Time
+}
+
+// ConnectSessionOpenParams binds a session to a browser.
+type ConnectSessionOpenParams struct {
+	ID          string
+	BrowserHash []byte
+	Now         time.Time
+}
+
+// ConnectSessionFinishParams is a flow's outcome.
+type ConnectSessionFinishParams struct {
+	ID           string
+	Outcome      ConnectOutcome
+	CredentialID authgate.CredentialID
+	Missing      []string
+	ErrorClass   string
+	ErrorCode    string
+}
+
+// ConnectSessionListReusableParams selects sessions a reconnect link may reuse.
+type ConnectSessionListReusableParams struct {
+	TenantID     authgate.TenantID
+	CredentialID authgate.CredentialID
+	Until        time.Time
+	Limit        int
+}
+
+// ConnectSessionDeleteExpiredParams bounds one pruning pass.
+type ConnectSessionDeleteExpiredParams struct {
+	Before time.Time
+	Limit  int
+}
+
+// ConnectOutcome is how a finished connect flow ended ("" while pending).
+type ConnectOutcome string
+
+const (
+	ConnectOutcomeConnected ConnectOutcome = "connected"
+	ConnectOutcomePartial   ConnectOutcome = "partial"
+	ConnectOutcomeCanceled  ConnectOutcome = "canceled"
+	ConnectOutcomeError     ConnectOutcome = "error"
+)
 
 // ChangeFeed tells a process when any process sharing the database changed
 // a credential, so that in-memory copies are dropped and waiters woken
@@ -183,6 +255,18 @@ type ConnectSession struct {
 	CreatedAt       time.Time
 	ExpiresAt       time.Time
 	UsedAt          time.Time // zero: unused
+	// ExpectedAccount is the account the app expects (email, Workspace
+	// domain or provider subject); "" accepts any.
+	ExpectedAccount string
+	// BrowserHash binds the flow to the browser that opened the link.
+	BrowserHash []byte
+	OpenedAt    time.Time // zero: the link was not opened yet
+	// The outcome, once the flow finished.
+	Outcome             ConnectOutcome
+	OutcomeCredentialID authgate.CredentialID
+	MissingScopes       []string
+	ErrorClass          string
+	ErrorCode           string
 }
 
 // Tenant is a unit of isolation.
@@ -202,6 +286,7 @@ type APIKey struct {
 	Hash      []byte
 	Name      string
 	CreatedAt time.Time
+	RevokedAt time.Time // zero: live
 }
 
 // Slot is what makes a credential unique.

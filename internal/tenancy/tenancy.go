@@ -12,7 +12,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/returnurl"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
 )
@@ -224,17 +224,14 @@ func (s *Service) Resolve(ctx context.Context, idOrName string) (authgate.Tenant
 }
 
 // SetReturnURLs replaces the URL prefixes a tenant's connect sessions may
-// return to. Each must be an absolute http(s) URL prefix.
+// return to. Each is an http(s) origin with an optional path (see returnurl).
 func (s *Service) SetReturnURLs(ctx context.Context, idOrName string, prefixes []string) (authgate.Tenant, error) {
 	t, err := s.Resolve(ctx, idOrName)
 	if err != nil {
 		return authgate.Tenant{}, err
 	}
-	for _, p := range prefixes {
-		u, err := url.Parse(p)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return authgate.Tenant{}, authgate.Errorf(authgate.ClassInvalidRequest, "%q is not an absolute http(s) URL prefix", p)
-		}
+	if _, err := returnurl.ParseRules(prefixes); err != nil {
+		return authgate.Tenant{}, authgate.Errorf(authgate.ClassInvalidRequest, "%s", err.Error())
 	}
 	if err := s.store.TenantSetReturnURLs(ctx, t.ID, prefixes); err != nil {
 		return authgate.Tenant{}, err

@@ -403,7 +403,8 @@ func (q queries) EventList(ctx context.Context, p storage.EventListParams) ([]st
 }
 
 const sessionColumns = `id, tenant_id, user_id, provider, credential_id, requested_scopes, actions, login_hint, return_url,
-	force_consent, state_hash, verifier_kid, verifier_ct, created_at, expires_at, used_at`
+	force_consent, state_hash, verifier_kid, verifier_ct, created_at, expires_at, used_at,
+	expected_account, browser_hash, opened_at, outcome, outcome_credential_id, missing_scopes, error_class, error_code`
 
 func (q queries) ConnectSessionInsert(ctx context.Context, s *storage.ConnectSession) error {
 	scopes, err := jsonList(s.RequestedScopes)
@@ -414,18 +415,20 @@ func (q queries) ConnectSessionInsert(ctx context.Context, s *storage.ConnectSes
 	if err != nil {
 		return err
 	}
-	_, err = q.db.Exec(ctx, `INSERT INTO connect_sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, NULL)`,
+	_, err = q.db.Exec(ctx, `INSERT INTO connect_sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16, NULL, NULL, '', '', '[]', '', '')`,
 		s.ID, s.TenantID, s.UserID, s.Provider, s.CredentialID, scopes, actions, s.LoginHint, s.ReturnURL, s.ForceConsent, s.StateHash,
-		s.Verifier.KeyID, blob(s.Verifier), ts(s.CreatedAt), ts(s.ExpiresAt))
+		s.Verifier.KeyID, blob(s.Verifier), ts(s.CreatedAt), ts(s.ExpiresAt), s.ExpectedAccount)
 	return mapErr(err)
 }
 
 func scanSession(sc scanner) (*storage.ConnectSession, error) {
 	var s storage.ConnectSession
 	var scopes, actions []byte
-	var used *time.Time
+	var used, opened *time.Time
+	var missing []byte
 	err := sc.Scan(&s.ID, &s.TenantID, &s.UserID, &s.Provider, &s.CredentialID, &scopes, &actions, &s.LoginHint, &s.ReturnURL,
-		&s.ForceConsent, &s.StateHash, &s.Verifier.KeyID, &s.Verifier.Data, &s.CreatedAt, &s.ExpiresAt, &used)
+		&s.ForceConsent, &s.StateHash, &s.Verifier.KeyID, &s.Verifier.Data, &s.CreatedAt, &s.ExpiresAt, &used,
+		&s.ExpectedAccount, &s.BrowserHash, &opened, &s.Outcome, &s.OutcomeCredentialID, &missing, &s.ErrorClass, &s.ErrorCode)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -436,6 +439,12 @@ func scanSession(sc scanner) (*storage.ConnectSession, error) {
 		return nil, err
 	}
 	s.CreatedAt, s.ExpiresAt, s.UsedAt = s.CreatedAt.UTC(), s.ExpiresAt.UTC(), fromTS(used)
+	s.OpenedAt = fromTS(opened)
+	if len(missing) > 0 && string(missing) != "[]" {
+		if err := json.Unmarshal(missing, &s.MissingScopes); err != nil {
+			return nil, err
+		}
+	}
 	return &s, nil
 }
 

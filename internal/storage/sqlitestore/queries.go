@@ -452,7 +452,8 @@ func (q queries) CredentialLeaseRelease(ctx context.Context, p storage.Credentia
 }
 
 const sessionColumns = `id, tenant_id, user_id, provider, credential_id, requested_scopes, actions, login_hint, return_url,
-	force_consent, state_hash, verifier_kid, verifier_ct, created_at, expires_at, used_at`
+	force_consent, state_hash, verifier_kid, verifier_ct, created_at, expires_at, used_at,
+	expected_account, browser_hash, opened_at, outcome, outcome_credential_id, missing_scopes, error_class, error_code`
 
 func (q queries) ConnectSessionInsert(ctx context.Context, s *storage.ConnectSession) error {
 	scopes, err := scopesJSON(s.RequestedScopes)
@@ -463,9 +464,9 @@ func (q queries) ConnectSessionInsert(ctx context.Context, s *storage.ConnectSes
 	if err != nil {
 		return err
 	}
-	_, err = q.w.ExecContext(ctx, `INSERT INTO connect_sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+	_, err = q.w.ExecContext(ctx, `INSERT INTO connect_sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, '', '', '[]', '', '')`,
 		s.ID, s.TenantID, s.UserID, s.Provider, s.CredentialID, scopes, actions, s.LoginHint, s.ReturnURL, s.ForceConsent, s.StateHash,
-		s.Verifier.KeyID, blob(s.Verifier), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro())
+		s.Verifier.KeyID, blob(s.Verifier), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro(), s.ExpectedAccount)
 	return mapErr(err)
 }
 
@@ -473,9 +474,11 @@ func scanSession(sc scanner) (*storage.ConnectSession, error) {
 	var s storage.ConnectSession
 	var scopes, actions string
 	var created, expires int64
-	var used sql.NullInt64
+	var used, opened sql.NullInt64
+	var missing string
 	err := sc.Scan(&s.ID, &s.TenantID, &s.UserID, &s.Provider, &s.CredentialID, &scopes, &actions, &s.LoginHint, &s.ReturnURL,
-		&s.ForceConsent, &s.StateHash, &s.Verifier.KeyID, &s.Verifier.Data, &created, &expires, &used)
+		&s.ForceConsent, &s.StateHash, &s.Verifier.KeyID, &s.Verifier.Data, &created, &expires, &used,
+		&s.ExpectedAccount, &s.BrowserHash, &opened, &s.Outcome, &s.OutcomeCredentialID, &missing, &s.ErrorClass, &s.ErrorCode)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -486,6 +489,12 @@ func scanSession(sc scanner) (*storage.ConnectSession, error) {
 		return nil, err
 	}
 	s.CreatedAt, s.ExpiresAt, s.UsedAt = time.UnixMicro(created).UTC(), time.UnixMicro(expires).UTC(), fromMicros(used)
+	s.OpenedAt = fromMicros(opened)
+	if missing != "[]" {
+		if err := json.Unmarshal([]byte(missing), &s.MissingScopes); err != nil {
+			return nil, err
+		}
+	}
 	return &s, nil
 }
 

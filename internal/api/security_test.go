@@ -1,0 +1,74 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/authgatetest"
+	"github.com/authgate/authgate/internal/clock"
+)
+
+func TestAPIKeysRevokedWithinASecond(t *testing.T) {
+	t.Parallel()
+	clk := clock.NewFake(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	env := authgatetest.Start(t, authgatetest.Options{Clock: clk})
+	r := do(t, "POST", env.URL+"/v1/api-keys", env.AdminKey, "application/json", strings.NewReader(`{"name":"worker"}`))
+	if r.status != 201 || !strings.Contains(string(r.body), `"key":"ag_`) {
+		t.Fatalf("create %d %s", r.status, r.body)
+	}
+	var k authgate.NewAPIKey
+	mustJSON(t, r.body, &k)
+	if r := do(t, "GET", env.URL+"/v1/credentials", k.Key, "", nil); r.status != 200 {
+		t.Fatalf("new key %d", r.status)
+	}
+	if r := do(t, "DELETE", env.URL+"/v1/api-keys/"+string(k.ID), env.AdminKey, "", nil); r.status != 204 {
+		t.Fatalf("revoke %d %s", r.status, r.body)
+	}
+	clk.Advance(time.Second) // the longest a running server may remember a key
+	problem(t, do(t, "GET", env.URL+"/v1/credentials", k.Key, "", nil), http.StatusUnauthorized, authgate.ClassUnauthorized)
+	r = do(t, "GET", env.URL+"/v1/api-keys", env.AdminKey, "", nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `"revoked_at":"2026-11-25T12:00:00Z"`) || strings.Contains(string(r.body), k.Key) {
+		t.Fatalf("list %d %s", r.status, r.body)
+	}
+	problem(t, do(t, "DELETE", env.URL+"/v1/api-keys/"+string(k.ID), env.AdminKey, "", nil), 404, authgate.ClassNotFound)
+	// Another tenant cannot revoke ours.
+	_, other := env.NewTenant(t, "other")
+	problem(t, do(t, "DELETE", env.URL+"/v1/api-keys/"+string(k.ID), other, "", nil), 404, authgate.ClassNotFound)
+}
+
+func TestRetryAfterClamped(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	for _, ra := range []string{"Fri, 31 Dec 9999 23:59:59 GMT", "99999999999999999"} {
+		body := `{"provider":"google","operation":"api","status":429,"headers":{"Retry-After":"` + ra + `"},"body":"{}"}`
+		r := do(t, "POST", env.URL+"/v1/classify", env.AdminKey, "application/json", strings.NewReader(body))
+		if r.status != 200 || !strings.Contains(string(r.body), `"retry_after":86400`) {
+			t.Errorf("Retry-After %s: %d %s", ra, r.status, r.body)
+		}
+	}
+}
+
+func TestHTMLPagesCarrySecurityHeaders(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	r := do(t, "GET", env.URL+"/connect/cs_nope", "", "", nil)
+	if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("not a page: %v", r.header)
+	}
+	for h, want := range map[string]string{"Content-Security-Policy": "frame-ancestors 'none'", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+		if !strings.Contains(r.header.Get(h), want) {
+			t.Errorf("%s = %q, want %q", h, r.header.Get(h), want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+}

@@ -1,0 +1,74 @@
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/storage"
+)
+
+var keyNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$`)
+
+// CreateKey adds an API key to a tenant (a replacement for a lost one, or one
+// per worker) and returns it: the only time its plaintext exists.
+func (s *Service) CreateKey(ctx context.Context, tenant authgate.TenantID, name string) (authgate.APIKey, secret.Secret, error) {
+	if name == "" {
+		name = "key"
+	}
+	if !keyNamePattern.MatchString(name) {
+		return authgate.APIKey{}, secret.Secret{}, authgate.Errorf(authgate.ClassInvalidRequest, "key name must be 1-63 of A-Z a-z 0-9 space . _ - starting with a letter or digit")
+	}
+	if _, err := s.store.TenantGetByID(ctx, tenant); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return authgate.APIKey{}, secret.Secret{}, authgate.Errorf(authgate.ClassNotFound, "no tenant %s", tenant)
+		}
+		return authgate.APIKey{}, secret.Secret{}, err
+	}
+	key := newKey()
+	k := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tenant, Hash: HashKey(key.Reveal()), Name: name, CreatedAt: s.clock.Now().UTC().Truncate(time.Microsecond)}
+	if err := s.store.APIKeyInsert(ctx, k); err != nil {
+		return authgate.APIKey{}, secret.Secret{}, err
+	}
+	return publicKey(k), key, nil
+}
+
+// ListKeys lists a tenant's keys, revoked ones included, oldest first.
+func (s *Service) ListKeys(ctx context.Context, tenant authgate.TenantID) ([]authgate.APIKey, error) {
+	ks, err := s.store.APIKeyList(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authgate.APIKey, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, publicKey(k))
+	}
+	return out, nil
+}
+
+// RevokeKey revokes one of a tenant's live keys. Running servers stop
+// accepting it within a second (their key cache lives at most that long).
+func (s *Service) RevokeKey(ctx context.Context, tenant authgate.TenantID, id authgate.APIKeyID) error {
+	err := s.store.APIKeyRevoke(ctx, storage.APIKeyRevokeParams{TenantID: tenant, ID: id, At: s.clock.Now().UTC().Truncate(time.Microsecond)})
+	if errors.Is(err, storage.ErrNotFound) {
+		return authgate.Errorf(authgate.ClassNotFound, "no live API key %s in this tenant", id)
+	}
+	if err == nil {
+		// This process stops accepting it at once; others within a second.
+		s.keys.Clear()
+		s.keyCount.Store(0)
+	}
+	return err
+}
+
+func publicKey(k storage.APIKey) authgate.APIKey {
+	out := authgate.APIKey{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt}
+	if !k.RevokedAt.IsZero() {
+		t := k.RevokedAt
+		out.RevokedAt = &t
+	}
+	return out
+}

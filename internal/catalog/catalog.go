@@ -52,6 +52,10 @@ type Provider struct {
 	AuthorizationURL string `yaml:"authorization_url"`
 	TokenURL         string `yaml:"token_url"`
 	RevocationURL    string `yaml:"revocation_url"`
+	// IntrospectionURL is the RFC 7662 endpoint (optional). The refresher
+	// asks it whether a refresh token is still live before presenting one
+	// that a crashed process may already have used.
+	IntrospectionURL string `yaml:"introspection_url"`
 	UserinfoURL      string `yaml:"userinfo_url"`
 	// JWKSURL holds the keys that sign the provider's ID tokens; with
 	// Issuer it lets the broker verify them (empty: none are verified).
@@ -128,6 +132,7 @@ type Metadata struct {
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
@@ -166,6 +171,9 @@ func Load(o Options) (*Catalog, error) {
 			}
 			if p.SandboxPaths["jwks_url"] != "" {
 				p.JWKSURL = base + p.SandboxPaths["jwks_url"]
+			}
+			if p.SandboxPaths["introspection_url"] != "" {
+				p.IntrospectionURL = base + p.SandboxPaths["introspection_url"]
 			}
 		} else {
 			continue
@@ -236,6 +244,9 @@ func (c *Catalog) loadUser(o Options) error {
 			}
 			p.AuthorizationURL, p.TokenURL, p.RevocationURL, p.UserinfoURL = md.AuthorizationEndpoint, md.TokenEndpoint, md.RevocationEndpoint, md.UserinfoEndpoint
 			p.JWKSURL = md.JWKSURI
+			if p.IntrospectionURL == "" {
+				p.IntrospectionURL = md.IntrospectionEndpoint
+			}
 			p.PKCE = slices.Contains(md.CodeChallengeMethodsSupported, "S256")
 			if len(md.TokenEndpointAuthMethodsSupported) > 0 && !slices.Contains(md.TokenEndpointAuthMethodsSupported, "client_secret_"+p.ClientAuth) {
 				p.ClientAuth = strings.TrimPrefix(md.TokenEndpointAuthMethodsSupported[0], "client_secret_")
@@ -249,6 +260,11 @@ func (c *Catalog) loadUser(o Options) error {
 			if p.RevocationURL != "" {
 				if err := checkURL(p.RevocationURL); err != nil {
 					return bad("revocation_url", err.Error())
+				}
+			}
+			if p.IntrospectionURL != "" {
+				if err := checkURL(p.IntrospectionURL); err != nil {
+					return bad("introspection_url", err.Error())
 				}
 			}
 		default:

@@ -43,8 +43,10 @@ func TestRunStopsAtRequestCount(t *testing.T) {
 	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < res.P99 || res.Throughput() <= 0 {
 		t.Fatalf("implausible figures: %v", res)
 	}
-	if conns.Load() != 4 {
-		t.Fatalf("%d connections opened; want 4 kept alive", conns.Load())
+	// Keep-alive: about one connection per client for 404 requests (the
+	// transport may dial one spare while a request waits for a connection).
+	if n := conns.Load(); n < 4 || n > 8 {
+		t.Fatalf("%d connections opened for 404 requests; want 4 kept alive (at most a few spares)", n)
 	}
 
 	bad, err := loadgen.Run(context.Background(), loadgen.Client(2), loadgen.Config{Concurrency: 2, Requests: 10}, loadgen.JSONPost(srv.URL, "wrong", nil))

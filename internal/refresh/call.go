@@ -3,9 +3,14 @@ package refresh
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -133,4 +138,48 @@ func descriptionOf(body []byte) string {
 		return string(rest[:k])
 	}
 	return ""
+}
+
+// introspect asks the provider's RFC 7662 endpoint whether a refresh token
+// is live, without using it. Notion takes JSON; everyone else a form.
+func (r *Refresher) introspect(ctx context.Context, p *catalog.Provider, tok secret.Secret) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.callTimeout(p))
+	defer cancel()
+	var body io.Reader
+	contentType := "application/x-www-form-urlencoded"
+	form := url.Values{"token": {tok.Reveal()}, "token_type_hint": {"refresh_token"}}
+	if p.Kind == catalog.KindNotion {
+		b, _ := json.Marshal(map[string]string{"token": tok.Reveal()})
+		body, contentType = bytes.NewReader(b), "application/json"
+	} else {
+		if p.ClientAuth == "post" {
+			form.Set("client_id", p.ClientID)
+			form.Set("client_secret", p.ClientSecret)
+		}
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, p.IntrospectionURL, body)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	if p.Kind == catalog.KindNotion || p.ClientAuth != "post" {
+		req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
+	}
+	resp, err := (&http.Client{Transport: r.cfg.Transport}).Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("introspection answered %d", resp.StatusCode)
+	}
+	var out struct {
+		Active *bool `json:"active"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil || out.Active == nil {
+		return false, errors.New("introspection answered without an active field")
+	}
+	return *out.Active, nil
 }

@@ -347,3 +347,46 @@ func dumpEvents(t *testing.T, f *fixture, id authgate.CredentialID) {
 		t.Logf("%s %s %s", e.Type, e.Actor, e.Details)
 	}
 }
+
+// TestTakeoverAfterLostRotation: a process died after the provider rotated
+// the refresh token but before storing the answer. The process taking over
+// its lease asks the provider (RFC 7662) before presenting the stored token,
+// finds it retired, and marks the credential reauth_required without
+// presenting it: no reuse detection, no revoked family.
+func TestTakeoverAfterLostRotation(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	tok := f.grantRaw(t, "oidc", "lost@example.com", 3600, "openid", "offline_access", "profile")
+	exp := f.clock.Now().Add(time.Hour)
+	cred, err := f.env.Client.ImportCredential(context.Background(), authgate.ImportCredentialRequest{UserID: "user-1", Provider: "oidc", Subject: "sub-lost",
+		Email: "lost@example.com", Scopes: strings.Fields(tok.Scope), AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dead process's refresh: it reached the provider, which rotated.
+	c, _ := f.sb().DefaultClient("oidc")
+	req, _ := http.NewRequest("POST", f.env.URL+"/sandbox/oidc/oauth2/token", strings.NewReader("grant_type=refresh_token&refresh_token="+tok.RefreshToken))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(c.ClientID, c.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the lost refresh: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	now := f.clock.Now()
+	if ok, err := f.env.Server.Store.CredentialLeaseAcquire(context.Background(), storage.CredentialLeaseParams{ID: cred.ID, Holder: "dead/flight", Now: now, Until: now.Add(time.Second)}); err != nil || !ok {
+		t.Fatalf("plant the dead holder's lease: %v %v", ok, err)
+	}
+	f.clock.Advance(time.Hour) // its lease expired long ago; the token must be refreshed
+	f.sb().ResetCounters()
+	r := f.token(t, http.DefaultClient, cred.ID, "")
+	if r.status != 409 || r.body["type"] != "reauth_required" || r.body["reconnect_url"] == nil {
+		t.Fatalf("token after a lost rotation: %d %v", r.status, r.body)
+	}
+	if c := f.sb().Counters()["oidc"]; c.Refreshes != 0 || c.ReuseDetected != 0 {
+		t.Fatalf("the retired refresh token was presented: %+v", c)
+	}
+	if evs := strings.Join(eventTypes(t, f, cred.ID), ","); !strings.Contains(evs, "reauth_required_set") {
+		t.Fatalf("events %s", evs)
+	}
+}

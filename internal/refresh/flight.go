@@ -152,6 +152,10 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 			}
 			continue
 		}
+		// A lease that expired without being released belonged to a flight
+		// that stopped (a crash, a kill -9, a quarantine running out): its
+		// request may have reached the provider and rotated the token.
+		orphan := l.LeaseHolder != ""
 		holder := r.cfg.Holder + "/" + nonce()
 		got, err := r.cfg.Store.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: id, Holder: holder, Now: now, Until: now.Add(r.cfg.LeaseTTL)})
 		if err != nil {
@@ -163,7 +167,7 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 			}
 			continue
 		}
-		s, refreshed, again, err := r.holding(ctx, e, f, id, p, holder)
+		s, refreshed, again, err := r.holding(ctx, e, f, id, p, holder, orphan)
 		if again {
 			continue
 		}
@@ -211,7 +215,7 @@ func (r *Refresher) noRefreshToken(ctx context.Context, f *flight, id authgate.C
 
 // holding refreshes while holding the lease. again asks the caller to start
 // over (the stored credential moved under us).
-func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgate.CredentialID, p *catalog.Provider, holder string) (s *snapshot, refreshed, again bool, err error) {
+func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgate.CredentialID, p *catalog.Provider, holder string, orphan bool) (s *snapshot, refreshed, again bool, err error) {
 	lease := storage.CredentialLeaseParams{ID: id, Holder: holder}
 	keep := false // a quarantine keeps the lease past this function
 	stop := r.renew(lease)
@@ -239,6 +243,29 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 	}
 	if l.RefreshToken.IsZero() {
 		return nil, false, true, nil // flightBody handles it
+	}
+	if orphan && p.RotatesRefreshTokens && p.IntrospectionURL != "" {
+		// Ask before presenting: if the stopped flight's refresh landed, the
+		// stored refresh token is retired and presenting it would revoke the
+		// whole family (the new tokens went down with that process).
+		active, ierr := r.introspect(ctx, p, l.RefreshToken)
+		switch {
+		case ierr != nil:
+			r.cfg.Logger.Warn("introspection before taking over a stopped refresh failed; refreshing anyway", slog.String("credential_id", string(id)), slog.String("error", ierr.Error()))
+		case !active:
+			fail := vault.Failure{Class: authgate.ClassReauthRequired, ErrorCode: "refresh_token_inactive", Attempt: 0, RefreshFP: l.RefreshToken.Fingerprint(), Actor: "refresher",
+				Description: "a refresh by a process that stopped before storing the answer already used this refresh token; not presented again (that would revoke the whole token family)"}
+			c, err := r.cfg.Vault.MarkReauthRequired(ctx, f.tenant, id, authgate.StatusReasonInvalidGrant, &fail)
+			if errors.Is(err, vault.ErrStale) {
+				return nil, false, true, nil
+			}
+			if err != nil {
+				return nil, false, false, err
+			}
+			ae := authgate.Errorf(authgate.ClassReauthRequired, "the %s connection's newest tokens were lost with a process that stopped mid-refresh; reconnect to continue", p.DisplayName)
+			ae.CredentialID = c.ID
+			return nil, false, false, ae
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		out := r.call(ctx, p, l)

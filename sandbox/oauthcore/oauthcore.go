@@ -523,6 +523,22 @@ func (s *Server) PeekRefresh(token string) (RefreshToken, bool) {
 	return *r, true
 }
 
+// RefreshActive reports whether presenting token now would be answered with
+// new tokens (RFC 7662 "active"): known, issued to clientID, not revoked and
+// not retired (or retired within the grace period).
+func (s *Server) RefreshActive(clientID, token string) (RefreshToken, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refresh[token]
+	if !ok || r.ClientID != clientID || r.revoked || r.family.revoked {
+		return RefreshToken{}, false
+	}
+	if !r.retiredAt.IsZero() && (s.cfg.GracePeriod == 0 || s.now().Sub(r.retiredAt) > s.cfg.GracePeriod || r.successor == nil) {
+		return RefreshToken{}, false
+	}
+	return *r, true
+}
+
 // Refresh uses a refresh token. With rotation the presented token retires
 // and a new one comes back; presenting a retired token again (after the grace
 // period) revokes its whole family when reuse detection is on.

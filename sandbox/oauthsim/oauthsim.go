@@ -90,6 +90,7 @@ func (s *Sim) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/oauth2/consent", s.consent)
 	mux.HandleFunc("POST "+p+"/oauth2/token", s.token)
 	mux.HandleFunc("POST "+p+"/oauth2/revoke", s.revoke)
+	mux.HandleFunc("POST "+p+"/oauth2/introspect", s.introspect)
 	mux.HandleFunc("GET "+p+"/userinfo", s.userinfo)
 	mux.HandleFunc("GET "+p+"/.well-known/jwks.json", s.jwks)
 	mux.HandleFunc("GET "+p+"/api/me", s.apiMe)
@@ -103,6 +104,7 @@ func (s *Sim) discovery(w http.ResponseWriter, r *http.Request) {
 	oauthcore.WriteJSON(w, http.StatusOK, map[string]any{
 		"issuer": iss, "authorization_endpoint": iss + "/oauth2/auth", "token_endpoint": iss + "/oauth2/token",
 		"revocation_endpoint": iss + "/oauth2/revoke", "userinfo_endpoint": iss + "/userinfo", "jwks_uri": iss + "/.well-known/jwks.json",
+		"introspection_endpoint":   iss + "/oauth2/introspect",
 		"response_types_supported": []string{"code"}, "grant_types_supported": []string{"authorization_code", "refresh_token"},
 		"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"},
 		"scopes_supported":                           []string{"openid", "offline_access", "offline", "profile", "email"},
@@ -337,6 +339,35 @@ func (s *Sim) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	s.core.Revoke(r.PostForm.Get("token"))
 	w.WriteHeader(http.StatusOK)
+}
+
+// introspect is RFC 7662 for the client's own tokens: {"active":false} for
+// anything unknown, foreign, revoked, expired or rotated away. (Hydra serves
+// this on its admin port; the sandbox keeps one origin.) Asking never uses
+// or retires a token.
+func (s *Sim) introspect(w http.ResponseWriter, r *http.Request) {
+	oauthcore.SetDate(w, s.providerNow())
+	if err := r.ParseForm(); err != nil {
+		s.tokenError(w, http.StatusBadRequest, "invalid_request", "Malformed form.")
+		return
+	}
+	id, secret, _ := oauthcore.ClientCredentials(r)
+	if _, err := s.core.AuthenticateClient(id, secret); err != nil {
+		s.tokenError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method).")
+		return
+	}
+	tok := r.PostForm.Get("token")
+	if rt, ok := s.core.RefreshActive(id, tok); ok {
+		oauthcore.WriteJSON(w, http.StatusOK, map[string]any{"active": true, "token_type": "refresh_token", "client_id": id,
+			"scope": strings.Join(rt.Scopes, " "), "sub": subject(rt.AccountID), "iat": rt.IssuedAt.Unix()}, "")
+		return
+	}
+	if a, err := s.core.LookupAccess(tok); err == nil && a.ClientID == id {
+		oauthcore.WriteJSON(w, http.StatusOK, map[string]any{"active": true, "token_type": "access_token", "client_id": id,
+			"scope": strings.Join(a.Scopes, " "), "sub": subject(a.AccountID), "exp": a.ExpiresAt.Unix()}, "")
+		return
+	}
+	oauthcore.WriteJSON(w, http.StatusOK, map[string]any{"active": false}, "")
 }
 
 // resource authenticates a protected-resource call the RFC 6750 way.

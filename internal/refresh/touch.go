@@ -59,10 +59,19 @@ func (r *Refresher) flushTouches(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
-	if err := r.cfg.Store.CredentialTouchBatch(ctx, batch); err != nil {
-		r.cfg.Logger.Warn("record credential use", slog.Int("credentials", len(batch)), slog.String("error", err.Error()))
+	// Short transactions: on SQLite a long one would hold the write lock that
+	// lease renewals and refresh commits of every process wait for.
+	for len(batch) > 0 {
+		n := min(len(batch), touchChunk)
+		if err := r.cfg.Store.CredentialTouchBatch(ctx, batch[:n]); err != nil {
+			r.cfg.Logger.Warn("record credential use", slog.Int("credentials", n), slog.String("error", err.Error()))
+		}
+		batch = batch[n:]
 	}
 }
+
+// touchChunk is how many uses one write transaction records.
+const touchChunk = 500
 
 // flushLoop flushes every TouchFlushEvery, or early when the buffer is full.
 func (r *Refresher) flushLoop(ctx context.Context) {

@@ -133,9 +133,18 @@ func TestPlaintextHunt(t *testing.T) {
 		t.Fatalf("connect flow stored nothing: %s", page.body)
 	}
 	// 900 s cannot be met by 600 s tokens: the refresher refreshes, stores
-	// the new token, then refuses (a response with no token in it).
-	if r := record(call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{"min_valid_seconds":900}`)); r.status != 400 {
+	// the new token and serves it with min_valid_met false (Refresher v2).
+	// The served token is a needle, so its own response is not a haystack.
+	if r := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{"min_valid_seconds":900}`); r.status != 200 || !strings.Contains(r.body, `"min_valid_met":false`) {
 		t.Fatalf("refreshing token request %d %s", r.status, r.body)
+	} else {
+		var out struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &out); err != nil || out.AccessToken == "" {
+			t.Fatalf("refreshing token request %d %s", r.status, r.body)
+		}
+		tokens["refreshed access "+out.AccessToken[:12]] = out.AccessToken
 	}
 	for _, body := range []string{`{"min_valid_seconds":60}`, `{}`} {
 		tr := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, body)

@@ -231,7 +231,20 @@ type CoreOptions struct {
 	// operator command pointed at the wrong directory should say so, not
 	// start an empty installation there.
 	MustExist bool
+	// MetadataOnly opens the database without master keys, for commands
+	// that read metadata only (creds list, creds show): they work where the
+	// keys are not, and cannot decrypt anything by construction.
+	MetadataOnly bool
 }
+
+// noKeys is the keyring of a metadata-only Core: it seals and opens nothing.
+type noKeys struct{}
+
+func (noKeys) Seal([]byte, []byte) keyring.Sealed { panic("server: a metadata-only core cannot seal") }
+func (noKeys) Open(keyring.Sealed, []byte) ([]byte, error) {
+	return nil, errors.New("opened without master keys (metadata only)")
+}
+func (noKeys) Primary() string { return "" }
 
 // OpenCore opens the database and keys. cfg must have defaults applied.
 func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) {
@@ -243,17 +256,23 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 		if _, err := os.Stat(path); err != nil && !isPostgres(cfg.Database) {
 			return nil, fmt.Errorf("database %s not found (run authgate serve first, or pass --db)", path)
 		}
-		if cfg.MasterKeys == "" {
+		if cfg.MasterKeys == "" && !opts.MetadataOnly {
 			if _, err := os.Stat(cfg.KeyFile); err != nil {
 				return nil, fmt.Errorf("master key file %s not found (set AUTHGATE_MASTER_KEYS or pass --key-file)", cfg.KeyFile)
 			}
 		}
 	}
-	keys, err := loadKeys(cfg)
-	if err != nil {
-		return nil, err
+	var keys *keyring.Source
+	var vkeys vault.Keys = noKeys{}
+	if !opts.MetadataOnly {
+		var err error
+		if keys, err = loadKeys(cfg); err != nil {
+			return nil, err
+		}
+		vkeys = keys
 	}
 	var store storage.Store
+	var err error
 	if isPostgres(cfg.Database) {
 		store, err = pgstore.Open(ctx, cfg.Database, pgstore.Options{})
 	} else {
@@ -264,7 +283,7 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	}
 	return &Core{
 		Store: store, Keys: keys, Clock: cfg.Clock, Logger: cfg.Logger,
-		Vault:   vault.New(store, keys, cfg.Clock),
+		Vault:   vault.New(store, vkeys, cfg.Clock),
 		Tenancy: tenancy.New(store, cfg.Clock),
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,7 +30,10 @@ clock_offset) and read counters. GET /sandbox/admin/providers lists every
 endpoint and default client. Everything is kept in memory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := newLogger()
+			log, err := newLogger(os.Getenv("AUTHGATE_LOG_LEVEL"), os.Getenv("AUTHGATE_LOG_FORMAT"), os.Stderr)
+			if err != nil {
+				return err
+			}
 			sb := sandbox.New(sandbox.Options{Seed: seed})
 			mux := http.NewServeMux()
 			server.MountSandbox(mux, sb)

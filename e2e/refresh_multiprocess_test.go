@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authgate/authgate/internal/storage/storagetest"
 )
 
 // TestTwoProcessesOneRefresh: two `authgate serve` processes on one SQLite
@@ -148,10 +149,7 @@ func oneRefreshAcrossProcesses(t *testing.T, dir string, env ...string) {
 // URL whose search_path selects it; the schema is dropped after the test.
 func postgresSchema(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("AUTHGATE_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
+	base := storagetest.PostgresDSN(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {

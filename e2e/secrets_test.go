@@ -135,7 +135,8 @@ func TestPlaintextHunt(t *testing.T) {
 		t.Fatalf("connect flow stored nothing: %s", page.body)
 	}
 	// Report the connect-time token as rejected: the refresher refreshes and
-	// stores the new token (the responses carry tokens and are not hunted).
+	// stores the new token. The served tokens are needles, so their own
+	// responses are not haystacks.
 	var first struct {
 		Fingerprint string `json:"fingerprint"`
 	}
@@ -144,11 +145,13 @@ func TestPlaintextHunt(t *testing.T) {
 	}
 	var refreshed struct {
 		Fingerprint string `json:"fingerprint"`
+		AccessToken string `json:"access_token"`
 	}
 	if r := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, `{"rejected_fingerprint":"`+first.Fingerprint+`"}`); r.status != 200 ||
-		json.Unmarshal([]byte(r.body), &refreshed) != nil || refreshed.Fingerprint == first.Fingerprint {
+		json.Unmarshal([]byte(r.body), &refreshed) != nil || refreshed.Fingerprint == first.Fingerprint || refreshed.AccessToken == "" {
 		t.Fatalf("refreshing token request %d (fingerprint %s → %s)", r.status, first.Fingerprint, refreshed.Fingerprint)
 	}
+	tokens["refreshed access "+refreshed.AccessToken[:12]] = refreshed.AccessToken
 	for _, body := range []string{`{"min_valid_seconds":60}`, `{}`} {
 		tr := call(t, hc, "POST", p.URL+"/v1/credentials/"+connected[1]+"/token", p.AdminKey, body)
 		var out struct {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,62 @@ func TestKeyRotationWhileServing(t *testing.T) {
 	_, stderr, code = cliEnv(t, dir, []string{"AUTHGATE_MASTER_KEYS=elsewhere:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))}, "serve", "--addr", "127.0.0.1:0")
 	if code == 0 || !strings.Contains(stderr, primary) || !strings.Contains(stderr, "refusing to start") || strings.Contains(stderr, "ya29.rotating") {
 		t.Fatalf("wrong keys: exit %d, %q", code, stderr)
+	}
+}
+
+// TestCLIExitCodes: the real binary fails (exit 1, one "authgate: …" line
+// that keeps the useful part) on typos and bad settings, and the metadata
+// commands work without the master key.
+func TestCLIExitCodes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	providers := filepath.Join(dir, "providers.yaml")
+	if err := os.WriteFile(providers, []byte("providers:\n  - name: w\n    colour: red\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"creds", "lst"}, `unknown command "lst" for "authgate creds"; did you mean list?`},
+		{nil, []string{"tenants", "crate"}, "did you mean create?"},
+		{nil, []string{"serv"}, "Did you mean this? serve"},
+		{[]string{"AUTHGATE_LOG_LEVEL=loud"}, []string{"creds", "list"}, `AUTHGATE_LOG_LEVEL="loud": want debug, info, warn or error`},
+		{[]string{"AUTHGATE_LOG_FORMAT=xml"}, []string{"serve"}, `AUTHGATE_LOG_FORMAT="xml": want json or text`},
+		{[]string{"AUTHGATE_PROVIDERS_FILE=" + providers}, []string{"serve", "--addr", "127.0.0.1:0"}, "field colour not found"},
+	} {
+		_, stderr, code := cliEnv(t, dir, tc.env, tc.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		last := lines[len(lines)-1]
+		if code != 1 || !strings.HasPrefix(last, "authgate: ") || !strings.Contains(last, tc.want) {
+			t.Errorf("%v authgate %v: exit %d, stderr %q; want exit 1 and a last line 'authgate: …%s…'", tc.env, tc.args, code, stderr, tc.want)
+		}
+	}
+	if out, _, code := cli(t, dir, "creds"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("authgate creds (no subcommand): exit %d; want its help and 0", code)
+	}
+
+	// creds list|show read metadata only: no master key needed.
+	dir = t.TempDir()
+	p := serve(t, dir)
+	r := call(t, http.DefaultClient, "POST", p.URL+"/v1/credentials/import", p.AdminKey,
+		`{"user_id":"alice","provider":"google","subject":"1234","email":"alice@example.com","scopes":["openid"],"access_token":"ya29.x","refresh_token":"1//y","expires_at":"2030-01-01T00:00:00Z"}`)
+	p.stop(t)
+	id := regexp.MustCompile(`"id":"(cred_[a-z2-7]{26})"`).FindStringSubmatch(r.body)
+	if id == nil {
+		t.Fatalf("import %d %s", r.status, r.body)
+	}
+	if err := os.Rename(filepath.Join(dir, "authgate.key"), filepath.Join(dir, "elsewhere.key")); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := cli(t, dir, "creds", "list"); code != 0 || !strings.Contains(out, id[1]) {
+		t.Errorf("creds list without the key: exit %d, %q %q", code, out, stderr)
+	}
+	if out, stderr, code := cli(t, dir, "creds", "show", id[1]); code != 0 || !strings.Contains(out, "alice@example.com") {
+		t.Errorf("creds show without the key: exit %d, %q %q", code, out, stderr)
+	}
+	if _, stderr, code := cli(t, dir, "tenants", "create", "beta"); code == 0 || !strings.Contains(stderr, "master key file") {
+		t.Errorf("a command that needs the key ran without it: exit %d, %q", code, stderr)
 	}
 }

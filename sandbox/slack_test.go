@@ -2,6 +2,8 @@ package sandbox_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -162,5 +164,42 @@ func TestSlackErrorsAndFaults(t *testing.T) {
 	mustFault(t, e, sandbox.Fault{Provider: "slack", Fault: "server_error", Status: 500, Target: "token"})
 	if r := form(t, access, basic(c.ClientID, c.ClientSecret), url.Values{"code": {"x"}}); r.status != 500 {
 		t.Fatalf("token endpoint 500: %d", r.status)
+	}
+}
+
+// TestSlackJSONBodies: chat.postMessage takes an application/json body, as
+// Slack's Web API does for its write methods, with the token in the
+// Authorization header; blocks stay JSON.
+func TestSlackJSONBodies(t *testing.T) {
+	t.Parallel()
+	e := start(t, sandbox.Options{})
+	_, tok := slackInstall(t, e, "jo@acme.example")
+	general := e.sb.Slack().ChannelID("Acme Corp", "general")
+	post := func(body string) map[string]any {
+		req, _ := http.NewRequest("POST", e.url+"/sandbox/slack/api/chat.postMessage", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if out := post(`{"channel":"` + general + `","text":"hello as JSON"}`); out["ok"] != true || out["channel"] != general {
+		t.Fatalf("JSON postMessage: %v", out)
+	}
+	if out := post(`{"channel":"` + general + `","blocks":[{"type":"section","text":{"type":"mrkdwn","text":"*hi*"}}]}`); out["ok"] != true {
+		t.Fatalf("JSON postMessage with blocks: %v", out)
+	}
+	if out := post(`{"channel":"C_NOPE","text":"x"}`); out["error"] != "channel_not_found" {
+		t.Fatalf("unknown channel: %v", out)
+	}
+	if out := post(`not json`); out["ok"] != false || out["error"] != "invalid_json" {
+		t.Fatalf("bad JSON: %v", out)
 	}
 }

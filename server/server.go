@@ -271,7 +271,20 @@ type CoreOptions struct {
 	// operator command pointed at the wrong directory should say so, not
 	// start an empty installation there.
 	MustExist bool
+	// MetadataOnly opens the database without master keys, for commands
+	// that read metadata only (creds list, creds show): they work where the
+	// keys are not, and cannot decrypt anything by construction.
+	MetadataOnly bool
 }
+
+// noKeys is the keyring of a metadata-only Core: it seals and opens nothing.
+type noKeys struct{}
+
+func (noKeys) Seal([]byte, []byte) keyring.Sealed { panic("server: a metadata-only core cannot seal") }
+func (noKeys) Open(keyring.Sealed, []byte) ([]byte, error) {
+	return nil, errors.New("opened without master keys (metadata only)")
+}
+func (noKeys) Primary() string { return "" }
 
 // OpenCore opens the database and keys. cfg must have defaults applied.
 func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) {
@@ -283,7 +296,7 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 		if _, err := os.Stat(path); err != nil && !isPostgres(cfg.Database) {
 			return nil, fmt.Errorf("database %s not found (run authgate serve first, or pass --db)", path)
 		}
-		if cfg.MasterKeys == "" {
+		if cfg.MasterKeys == "" && !opts.MetadataOnly {
 			if _, err := os.Stat(cfg.KeyFile); err != nil {
 				return nil, fmt.Errorf("master key file %s not found (set AUTHGATE_MASTER_KEYS or pass --key-file)", cfg.KeyFile)
 			}
@@ -299,21 +312,26 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.Database), err)
 	}
-	// A database never meets a key it was not encrypted with: find the keys
-	// it needs before any key is loaded, let alone generated.
-	needed, err := store.SealedKeyIDs(ctx)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
-	}
-	keys, err := loadKeys(cfg, needed)
-	if err != nil {
-		store.Close()
-		return nil, err
+	// Metadata-only commands (creds list|show) read no secret and need no key.
+	var keys *keyring.Source
+	var vkeys vault.Keys = noKeys{}
+	if !opts.MetadataOnly {
+		// A database never meets a key it was not encrypted with: find the
+		// keys it needs before any key is loaded, let alone generated.
+		needed, err := store.SealedKeyIDs(ctx)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
+		}
+		if keys, err = loadKeys(cfg, needed); err != nil {
+			store.Close()
+			return nil, err
+		}
+		vkeys = keys
 	}
 	return &Core{
 		Store: store, Keys: keys, Clock: cfg.Clock, Logger: cfg.Logger,
-		Vault:   vault.New(store, keys, cfg.Clock),
+		Vault:   vault.New(store, vkeys, cfg.Clock),
 		Tenancy: tenancy.New(store, cfg.Clock),
 	}, nil
 }

@@ -33,7 +33,7 @@ func newCredsListCmd(g *globals) *cobra.Command {
 		Short: "List credentials (every tenant unless --tenant)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			core, err := g.openCore(cmd.Context())
+			core, err := g.openMetadata(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -86,7 +86,7 @@ func newCredsShowCmd(g *globals) *cobra.Command {
 		Short: "Show one credential's metadata, scopes, identity and token fingerprints",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			core, err := g.openCore(cmd.Context())
+			core, err := g.openMetadata(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -35,7 +35,10 @@ command can run while authgate serves, and an interrupted run resumes where it
 stopped when run again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := g.config()
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
 			if generate {
 				if cfg.MasterKeys != "" {
 					return errors.New("--generate adds a key to the key file, but keys come from $AUTHGATE_MASTER_KEYS: put the new key first there instead")

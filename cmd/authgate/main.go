@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/authgate/authgate"
@@ -24,18 +25,30 @@ func main() {
 	}
 }
 
-// oneLine renders an error for a terminal: the end-user detail of an
-// *authgate.Error, the message otherwise, on one line.
+// oneLine renders an error for a terminal on one line: the end-user detail
+// of an *authgate.Error, the message otherwise. Lines are joined, not cut,
+// so what follows the first one survives: cobra's "Did you mean this?",
+// the YAML decoder's "line 3: field colour not found".
 func oneLine(err error) string {
 	var ae *authgate.Error
 	msg := err.Error()
 	if errors.As(err, &ae) && ae.Detail != "" {
 		msg = ae.Detail
 	}
-	for i, r := range msg {
-		if r == '\n' {
-			return msg[:i] + " …"
+	var b strings.Builder
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
 		}
+		if b.Len() > 0 {
+			if prev := b.String(); strings.HasSuffix(prev, ":") || strings.HasSuffix(prev, "?") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(line)
 	}
-	return msg
+	return b.String()
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -25,7 +28,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.db, "db", envOr("AUTHGATE_DB", server.DefaultDatabase), "database (sqlite:PATH) [$AUTHGATE_DB]")
+	root.PersistentFlags().StringVar(&g.db, "db", envOr("AUTHGATE_DB", server.DefaultDatabase), "database: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB [$AUTHGATE_DB]")
 	root.PersistentFlags().StringVar(&g.keyFile, "key-file", envOr("AUTHGATE_KEY_FILE", server.DefaultKeyFile), "master key file, used when $AUTHGATE_MASTER_KEYS is unset [$AUTHGATE_KEY_FILE]")
 	root.AddCommand(
 		newServeCmd(g),
@@ -37,7 +40,33 @@ func newRootCmd() *cobra.Command {
 		newTenantsCmd(g),
 		newVersionCmd(),
 	)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (creds, keys,
+// tenants, …) fail on a subcommand it does not have, with cobra's "did you
+// mean", instead of printing help and exiting 0: a typo in a script must
+// not pass for success. Without arguments a group still prints its help.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		refuseUnknownSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return errors.New(msg + " (see " + cmd.CommandPath() + " --help)")
+	}
 }
 
 func envOr(name, def string) string {
@@ -48,7 +77,11 @@ func envOr(name, def string) string {
 }
 
 // config builds the server configuration from flags and the environment.
-func (g *globals) config() server.Config {
+func (g *globals) config() (server.Config, error) {
+	logger, err := newLogger(os.Getenv("AUTHGATE_LOG_LEVEL"), os.Getenv("AUTHGATE_LOG_FORMAT"), os.Stderr)
+	if err != nil {
+		return server.Config{}, err
+	}
 	cfg := server.Config{
 		Database:      g.db,
 		KeyFile:       g.keyFile,
@@ -57,7 +90,7 @@ func (g *globals) config() server.Config {
 		SandboxURL:    os.Getenv("AUTHGATE_SANDBOX_URL"),
 		PublicURL:     os.Getenv("AUTHGATE_PUBLIC_URL"),
 		ProvidersFile: os.Getenv("AUTHGATE_PROVIDERS_FILE"),
-		Logger:        newLogger(),
+		Logger:        logger,
 	}
 	for _, name := range []string{"google", "notion", "slack"} {
 		up := strings.ToUpper(name)
@@ -72,24 +105,54 @@ func (g *globals) config() server.Config {
 	if v := os.Getenv("AUTHGATE_RETURN_URL_ALLOWLIST"); v != "" {
 		cfg.ReturnURLAllowList = strings.Split(v, ",")
 	}
-	return cfg.WithDefaults()
+	return cfg.WithDefaults(), nil
 }
 
-// newLogger writes JSON (or text with AUTHGATE_LOG_FORMAT=text) to stderr at
-// AUTHGATE_LOG_LEVEL (debug, info, warn, error; default info).
-func newLogger() *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(envOr("AUTHGATE_LOG_LEVEL", "info"))); err != nil {
-		level = slog.LevelInfo
+// newLogger writes to w at level (debug, info, warn, error; default info)
+// in format: text for a person at a terminal, JSON for everything else
+// (a pipe, a file, a log collector); "json" or "text" choose explicitly.
+// A value it does not know is an error, not a silent default.
+func newLogger(level, format string, w *os.File) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(cmp.Or(level, "info"))); err != nil {
+		return nil, fmt.Errorf("AUTHGATE_LOG_LEVEL=%q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if strings.EqualFold(os.Getenv("AUTHGATE_LOG_FORMAT"), "text") {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "":
+		if isTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return nil, fmt.Errorf("AUTHGATE_LOG_FORMAT=%q: want json or text", format)
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // openCore opens the database and keys of an existing installation.
 func (g *globals) openCore(ctx context.Context) (*server.Core, error) {
-	return server.OpenCore(ctx, g.config(), server.CoreOptions{MustExist: true})
+	return g.open(ctx, server.CoreOptions{MustExist: true})
+}
+
+// openMetadata opens an existing database without master keys: for
+// commands that show metadata and fingerprints only.
+func (g *globals) openMetadata(ctx context.Context) (*server.Core, error) {
+	return g.open(ctx, server.CoreOptions{MustExist: true, MetadataOnly: true})
+}
+
+func (g *globals) open(ctx context.Context, opts server.CoreOptions) (*server.Core, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, err
+	}
+	return server.OpenCore(ctx, cfg, opts)
 }

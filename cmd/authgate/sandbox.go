@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +33,10 @@ clients, grants and live tokens are loaded from FILE at start and saved to it on
 shutdown, so connected apps keep working across restarts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := newLogger()
+			log, err := newLogger(os.Getenv("AUTHGATE_LOG_LEVEL"), os.Getenv("AUTHGATE_LOG_FORMAT"), os.Stderr)
+			if err != nil {
+				return err
+			}
 			sb := sandbox.New(sandbox.Options{Seed: seed})
 			if stateFile != "" {
 				if err := sb.LoadFile(stateFile); err != nil {

@@ -135,14 +135,18 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if ce.ReturnURL != "" {
-			redirectWith(w, r, ce.ReturnURL, url.Values{"status": {"error"}, "error": {string(ce.Problem.Class)}, "error_code": {ce.Code},
+			redirectWith(w, r, ce.ReturnURL, url.Values{"status": {cmp.Or(ce.Outcome, broker.OutcomeError)}, "error": {string(ce.Problem.Class)}, "error_code": {ce.Code},
 				"error_description": {ce.Problem.Detail}, "credential_id": {string(ce.Problem.CredentialID)}})
 			return nil
 		}
 		if wantsJSON(r) {
 			return ce.Problem
 		}
-		a.page(w, ce.Problem.Class.Status(), "Not connected", ce.Problem.Detail)
+		title := "Not connected"
+		if ce.Outcome == broker.OutcomeCanceled {
+			title = "Canceled"
+		}
+		a.page(w, ce.Problem.Class.Status(), title, ce.Problem.Detail)
 		return nil
 	}
 	if res.ReturnURL != "" {

@@ -9,6 +9,7 @@ const (
 func (a *API) routes() {
 	a.mux.Handle("GET /healthz", a.handle(a.healthz))
 	a.mux.Handle("GET /readyz", a.handle(a.readyz))
+	a.mux.Handle("GET /v1/openapi.json", a.handle(a.openAPI))
 
 	a.mux.Handle("GET /v1/credentials", a.authed(a.listCredentials))
 	a.mux.Handle("POST /v1/credentials/import", a.authed(a.importCredential))

@@ -164,7 +164,7 @@ func (a *API) classifyError(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 	}
 	op := classify.Operation(b.Operation)
 	if !op.Valid() {
-		return authgate.Errorf(authgate.ClassInvalidRequest, "operation must be authorize, code_exchange, refresh or api")
+		return authgate.Errorf(authgate.ClassInvalidRequest, "operation must be authorize, code_exchange, refresh, revoke or api")
 	}
 	if b.Status < 100 || b.Status > 599 {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "status must be an HTTP status code")
@@ -173,7 +173,7 @@ func (a *API) classifyError(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 	for k, v := range b.Headers {
 		h.Set(k, v)
 	}
-	res := classify.Classify(classify.Input{Provider: b.Provider, Operation: op, Status: b.Status, Header: h, Body: []byte(b.Body), Now: a.clock.Now()})
+	res := classify.Classify(classify.Parse(classify.Input{Provider: b.Provider, Operation: op, Status: b.Status, Header: h, Body: []byte(b.Body), Now: a.clock.Now()}))
 	if a.metrics != nil {
 		a.metrics.classifications.WithLabelValues(string(res.Class)).Inc()
 	}

@@ -96,7 +96,7 @@ func (b *Broker) finish(ctx context.Context, id string, res *Result, err error) 
 		p.Outcome, p.CredentialID, p.Missing = storage.ConnectOutcomePartial, res.Credential.ID, res.Missing
 	case err == nil:
 		p.Outcome, p.CredentialID = storage.ConnectOutcomeConnected, res.Credential.ID
-	case errors.As(err, &ce) && ce.Code == "access_denied":
+	case errors.As(err, &ce) && ce.Outcome == OutcomeCanceled:
 		p.Outcome, p.ErrorClass, p.ErrorCode = storage.ConnectOutcomeCanceled, string(ce.Problem.Class), ce.Code
 	case errors.As(err, &ce):
 		p.Outcome, p.ErrorClass, p.ErrorCode, p.CredentialID = storage.ConnectOutcomeError, string(ce.Problem.Class), ce.Code, ce.Problem.CredentialID

@@ -390,13 +390,52 @@ type Result struct {
 	SessionID string   `json:"connect_session_id"`
 }
 
+// Outcomes of a connect flow that did not connect, as the return URL's
+// status parameter and the session's outcome word say them.
+const (
+	// OutcomeCanceled: the user declined at the provider (Cancel). Not an
+	// error of any credential: nothing changed.
+	OutcomeCanceled = "canceled"
+	OutcomeError    = "error"
+)
+
 // CallbackError is a connect flow that ended in an error the user should see.
 type CallbackError struct {
-	Problem   *authgate.Error
-	Code      string // the provider's error code (access_denied, …)
+	Problem *authgate.Error
+	Code    string // the provider's error code (access_denied, …)
+	// Outcome is OutcomeCanceled or OutcomeError; finish records it on the
+	// session (GET /v1/connect-sessions/{id}).
+	Outcome   string
 	ReturnURL string
 	Provider  string
 	SessionID string // set once the session was consumed
+}
+
+// mismatchMessage names both accounts so the user can tell them apart, even
+// when they share an email (a deleted and re-created account, another
+// workspace): then the account ids and workspaces say which is which.
+func mismatchMessage(mm *vault.IdentityMismatchError, provider string) string {
+	want, got := mm.Expected, mm.Got
+	if strings.EqualFold(want, got) {
+		want = label(mm.Expected, mm.ExpectedSubject, mm.ExpectedWorkspace)
+		got = label(mm.Got, mm.GotSubject, mm.GotWorkspace)
+		return fmt.Sprintf("This connection belongs to %s, but you signed in to %s as %s: another account with the same email. Sign in with the account the connection was made with to reconnect it.", want, provider, got)
+	}
+	return fmt.Sprintf("This connection belongs to %s, but you signed in to %s as %s. Sign in with %s to reconnect it.", want, provider, got, want)
+}
+
+func label(account, subject, workspace string) string {
+	var extra []string
+	if subject != "" && subject != account {
+		extra = append(extra, "account id "+subject)
+	}
+	if workspace != "" {
+		extra = append(extra, "workspace "+workspace)
+	}
+	if len(extra) == 0 {
+		return account
+	}
+	return account + " (" + strings.Join(extra, ", ") + ")"
 }
 
 func (e *CallbackError) Error() string { return e.Problem.Error() }
@@ -444,19 +483,18 @@ func (b *Broker) complete(ctx context.Context, q url.Values, s *storage.ConnectS
 	if !ok {
 		return nil, &CallbackError{Problem: authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is no longer configured", s.Provider), ReturnURL: s.ReturnURL}
 	}
-	if code := q.Get("error"); code != "" {
-		body, _ := json.Marshal(map[string]string{"error": code, "error_description": q.Get("error_description")})
-		cls := classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpAuthorize, Status: 400, Header: http.Header{}, Body: body})
-		msg := cls.Message
-		switch code {
-		case "access_denied":
-			msg = fmt.Sprintf("%s access was not granted (you chose Cancel, or the app is not allowed for your account). Nothing was connected.", p.DisplayName)
-		case "admin_policy_enforced":
-			msg = fmt.Sprintf("Your organization's administrator blocks this app in %s. Ask your admin to allow it.", p.DisplayName)
-		case "org_internal":
-			msg = fmt.Sprintf("This %s app is restricted to users of its own organization.", p.DisplayName)
+	if pe := classify.FromCallback(p.Name, q); pe != nil {
+		// The authorization step failed at the provider: the user declined,
+		// or the provider refused (admin policy, org-internal app, testing
+		// mode, bad client configuration). Nothing stored changes.
+		cls := classify.Classify(pe)
+		outcome := OutcomeError
+		if pe.OAuthError == "access_denied" && cls.Class == authgate.ClassInsufficientScope {
+			outcome = OutcomeCanceled
 		}
-		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", msg), Code: code, ReturnURL: s.ReturnURL, Provider: p.Name}
+		b.cfg.Logger.Info("authorization refused", slog.String("provider", p.Name), slog.String("connect_session", s.ID),
+			slog.String("error", pe.OAuthError), slog.String("class", string(cls.Class)), slog.String("outcome", outcome))
+		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", cls.Message), Code: cls.ErrorCode, Outcome: outcome, ReturnURL: s.ReturnURL, Provider: p.Name}
 	}
 	st, err := b.openSecrets(s)
 	if err != nil {
@@ -470,19 +508,21 @@ func (b *Broker) complete(ctx context.Context, q url.Values, s *storage.ConnectS
 	}
 	received := b.cfg.Clock.Now()
 	tok, err := b.oauthConfig(p, s.RequestedScopes).Exchange(xctx, q.Get("code"), opts...)
-	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {
-		err = errors.New("provider answered without an access token")
+	// One parser for every provider's error shape, Slack's HTTP-200
+	// {"ok":false} included.
+	pe := classify.Parse(classify.Input{Provider: p.Name, Operation: classify.OpCodeExchange, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
+	if err == nil && (tok.AccessToken == "" || pe.Failed()) {
+		err = pe
 	}
 	if err != nil {
-		status := rec.Status
-		if status == 0 {
-			status = 503
+		if rec.Status == 0 {
+			pe.Cause = err
 		}
-		cls := classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpCodeExchange, Status: status, Header: rec.Header, Body: rec.Body, Now: received})
+		cls := classify.Classify(pe)
 		b.observe(p.Name, string(cls.Class))
 		b.cfg.Logger.Warn("code exchange", slog.String("provider", p.Name), slog.String("connect_session", s.ID), slog.Int("http_status", rec.Status),
-			slog.String("error", cls.ErrorCode), slog.String("class", string(cls.Class)))
-		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", cls.Message).WithCause(err), Code: cls.ErrorCode, ReturnURL: s.ReturnURL, Provider: p.Name}
+			slog.String("error", cls.ErrorCode), slog.String("class", string(cls.Class)), slog.String("provider_request_id", pe.RequestID))
+		return nil, &CallbackError{Problem: authgate.Errorf(cls.Class, "%s", cls.Message).WithCause(err), Code: cls.ErrorCode, Outcome: OutcomeError, ReturnURL: s.ReturnURL, Provider: p.Name}
 	}
 	b.observe(p.Name, "success")
 	id, err := b.identity(xctx, p, tok)
@@ -522,10 +562,9 @@ func (b *Broker) complete(ctx context.Context, q url.Values, s *storage.ConnectS
 	})
 	var mm *vault.IdentityMismatchError
 	if errors.As(err, &mm) {
-		e := authgate.Errorf(authgate.ClassReauthRequired, "This connection belongs to %s, but you signed in to %s as %s. Sign in with %s to reconnect it.",
-			mm.Expected, p.DisplayName, mm.Got, mm.Expected)
+		e := authgate.Errorf(authgate.ClassReauthRequired, "%s", mismatchMessage(mm, p.DisplayName))
 		e.CredentialID = mm.CredentialID
-		return nil, &CallbackError{Problem: e, Code: "identity_mismatch", ReturnURL: s.ReturnURL, Provider: p.Name}
+		return nil, &CallbackError{Problem: e, Code: "identity_mismatch", Outcome: OutcomeError, ReturnURL: s.ReturnURL, Provider: p.Name}
 	}
 	if err != nil {
 		return nil, err
@@ -702,12 +741,14 @@ func (b *Broker) revokeAtProvider(ctx context.Context, p *catalog.Provider, tok,
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"ok":false`)) {
-		// An already-dead token is as revoked as it gets.
-		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte("invalid_token")) {
-			return nil
-		}
-		return fmt.Errorf("revocation endpoint answered %d", resp.StatusCode)
+	pe := classify.Parse(classify.Input{Provider: p.Name, Operation: classify.OpRevoke, Status: resp.StatusCode, Header: resp.Header, Body: body})
+	if !pe.Failed() {
+		return nil
 	}
-	return nil
+	// An already-dead token is as revoked as it gets (RFC 7009 §2.2 answers
+	// 200 for it; some servers say invalid_token, Slack token_revoked).
+	if pe.Code() == "invalid_token" || pe.SlackError == "token_revoked" || pe.SlackError == "invalid_auth" {
+		return nil
+	}
+	return pe
 }

@@ -214,10 +214,30 @@ func TestNotionAndSlackConnect(t *testing.T) {
 func TestCallbackErrors(t *testing.T) {
 	t.Parallel()
 	f := start(t)
-	// The user cancels: a clear page, nothing stored.
+	// The user cancels: a clear page, nothing stored, and not
+	// reauth_required (no credential is in question).
 	status, res := f.connect(t, map[string]any{"user_id": "u1", "provider": "google"}, sandbox.Choice{Deny: true})
-	if status != 409 || !strings.Contains(res["detail"].(string), "not granted") {
+	if status != 403 || res["type"] != "insufficient_scope" || !strings.Contains(res["detail"].(string), "not granted") {
 		t.Fatalf("denied: %d %v", status, res)
+	}
+	// With a return_url the app reads status=canceled.
+	_, cs := f.api(t, "POST", "/v1/connect-sessions", map[string]any{"user_id": "u1", "provider": "google", "return_url": "http://127.0.0.1:9/done"})
+	cresp, err := noFollow.Get(cs["connect_url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cresp.Body.Close()
+	cloc, _ := cresp.Location()
+	cback, err := sandbox.CompleteConsent(context.Background(), nil, cloc.String(), sandbox.Choice{Deny: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cresp, err = noFollow.Get(cback.String()); err != nil {
+		t.Fatal(err)
+	}
+	cresp.Body.Close()
+	if done, _ := cresp.Location(); done == nil || done.Query().Get("status") != "canceled" || done.Query().Get("error_code") != "access_denied" || done.Query().Get("error") == "reauth_required" {
+		t.Fatalf("canceled flow returned to %v", done)
 	}
 	page, _ := f.env.Client.Credentials(context.Background(), authgate.CredentialFilter{})
 	if len(page.Credentials) != 0 {

@@ -55,28 +55,26 @@ func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Load
 	received := r.cfg.Clock.Now()
 	out := outcome{status: rec.Status, requestID: rec.RequestID()}
 	out.skew, out.skewKnown = rec.ClockSkew(received)
-	// Slack answers refresh failures with HTTP 200 {"ok":false}: a "success"
-	// to x/oauth2 that is no token.
-	if err == nil && (tok.AccessToken == "" || bytes.Contains(rec.Body, []byte(`"ok":false`))) {
-		err = errors.New("provider answered without an access token")
+	// One parser for every provider's error shape; Slack answers refresh
+	// failures with HTTP 200 {"ok":false}: a "success" to x/oauth2 that is
+	// no token.
+	pe := classify.Parse(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
+	if err == nil && (tok.AccessToken == "" || pe.Failed()) {
+		err = pe
 	}
 	outcomeName := "success"
 	if err != nil {
 		out.err = err
 		if rec.Status == 0 {
-			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: 503, Header: http.Header{}, Now: received})
-			out.description = "no response: " + err.Error()
+			pe.Cause = err
 			out.inDoubt = rec.Sent
 		} else if rec.Status == http.StatusBadGateway || rec.Status == http.StatusGatewayTimeout {
 			// A gateway gave up waiting: the provider behind it may have
 			// answered (and rotated) all the same.
-			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
-			out.description = descriptionOf(rec.Body)
 			out.inDoubt = true
-		} else {
-			out.class = classify.Classify(classify.Input{Provider: p.Name, Operation: classify.OpRefresh, Status: rec.Status, Header: rec.Header, Body: rec.Body, Now: received})
-			out.description = descriptionOf(rec.Body)
 		}
+		out.class = classify.Classify(pe)
+		out.description = pe.Description()
 		outcomeName = string(out.class.Class)
 	} else {
 		out.access = secret.New(tok.AccessToken)
@@ -115,29 +113,6 @@ func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Load
 	}
 	r.cfg.Logger.LogAttrs(ctx, level, "refresh", attrs...)
 	return out
-}
-
-// descriptionOf extracts a provider's error description for the event log
-// (never the whole body, which could echo a token).
-func descriptionOf(body []byte) string {
-	for _, key := range []string{`"error_description"`, `"message"`, `"error"`} {
-		i := bytes.Index(body, []byte(key))
-		if i < 0 {
-			continue
-		}
-		rest := body[i+len(key):]
-		j := bytes.IndexByte(rest, '"')
-		if j < 0 {
-			continue
-		}
-		rest = rest[j+1:]
-		k := bytes.IndexByte(rest, '"')
-		if k < 0 || k > 300 {
-			continue
-		}
-		return string(rest[:k])
-	}
-	return ""
 }
 
 // introspect asks the provider's RFC 7662 endpoint whether a refresh token

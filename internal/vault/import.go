@@ -55,6 +55,8 @@ type ImportParams struct {
 type IdentityMismatchError struct {
 	CredentialID      authgate.CredentialID
 	Expected, Got     string // account labels (email or subject)
+	ExpectedSubject   string // the provider's account ids, which tell apart
+	GotSubject        string // two accounts that share an email
 	ExpectedWorkspace string
 	GotWorkspace      string
 	event             *storage.Event
@@ -201,7 +203,7 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 		}
 		if x.Subject != p.Subject || x.WorkspaceID != p.WorkspaceID || x.Provider != p.Provider || x.UserID != p.UserID {
 			mm := &IdentityMismatchError{CredentialID: x.ID, Expected: cmp.Or(x.Email, x.Subject), Got: cmp.Or(p.Email, p.Subject),
-				ExpectedWorkspace: x.WorkspaceID, GotWorkspace: p.WorkspaceID}
+				ExpectedSubject: x.Subject, GotSubject: p.Subject, ExpectedWorkspace: x.WorkspaceID, GotWorkspace: p.WorkspaceID}
 			mm.event = &storage.Event{TenantID: p.TenantID, CredentialID: x.ID, Type: authgate.EventIdentityMismatch, At: now, Actor: p.Actor,
 				Details: eventDetails(map[string]any{"expected_subject": x.Subject, "expected_account": mm.Expected, "got_subject": p.Subject, "got_account": mm.Got,
 					"expected_workspace": x.WorkspaceID, "got_workspace": p.WorkspaceID, "got_access_token_fp": p.AccessToken.Fingerprint()})}

@@ -20,6 +20,7 @@ import (
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/storage/pgstore"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
+	"github.com/authgate/authgate/internal/storage/storagetest"
 	"github.com/authgate/authgate/internal/vault"
 )
 
@@ -39,9 +40,9 @@ func backends(t *testing.T) []backend {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}}}
-	dsn := os.Getenv("AUTHGATE_TEST_POSTGRES")
+	dsn := os.Getenv(storagetest.PostgresEnv)
 	if dsn == "" {
-		t.Log("PostgreSQL variant skipped: set AUTHGATE_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run it")
+		t.Log(storagetest.PostgresSkipMessage)
 		return bs
 	}
 	return append(bs, backend{"postgres", func(t *testing.T) storage.Store {

@@ -1,7 +1,11 @@
 package slacksim
 
 import (
+	"encoding/json"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/authgate/authgate/sandbox/fault"
@@ -11,14 +15,50 @@ import (
 // method is one Web API method and the scopes it accepts.
 type method struct {
 	accepted []string
-	handle   func(s *Sim, w http.ResponseWriter, r *http.Request, c *caller)
+	// json: the method takes an application/json body (Slack accepts JSON
+	// for its write methods, with the token in the Authorization header
+	// only); others read form or query arguments alone.
+	json   bool
+	handle func(s *Sim, w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 var methods = map[string]method{
-	"auth.test":          {accepted: nil, handle: (*Sim).authTest},
+	"auth.test":          {accepted: nil, json: true, handle: (*Sim).authTest},
 	"auth.revoke":        {accepted: nil, handle: (*Sim).authRevoke},
-	"chat.postMessage":   {accepted: []string{"chat:write"}, handle: (*Sim).postMessage},
+	"chat.postMessage":   {accepted: []string{"chat:write"}, json: true, handle: (*Sim).postMessage},
 	"conversations.list": {accepted: []string{"channels:read", "groups:read", "im:read", "mpim:read"}, handle: (*Sim).conversationsList},
+}
+
+// jsonArgs reads an application/json body into r.Form the way Slack reads
+// it: top-level fields become arguments (objects and arrays, such as
+// blocks, keep their JSON text). A "token" field is ignored: with JSON the
+// token goes in the Authorization header. It reports false for a body that
+// is not a JSON object.
+func jsonArgs(r *http.Request) bool {
+	var fields map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&fields); err != nil {
+		return false
+	}
+	if r.Form == nil {
+		r.Form = url.Values{}
+	}
+	for k, raw := range fields {
+		if k == "token" {
+			continue
+		}
+		var str string
+		if json.Unmarshal(raw, &str) == nil {
+			r.Form.Set(k, str)
+		} else {
+			r.Form.Set(k, string(raw))
+		}
+	}
+	return true
+}
+
+func isJSON(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/json"
 }
 
 type caller struct {
@@ -32,7 +72,15 @@ type caller struct {
 func (s *Sim) webAPI(name string, m method) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.core.CountAPI()
-		_ = r.ParseForm()
+		if m.json && r.Method == http.MethodPost && isJSON(r) {
+			r.Form = r.URL.Query()
+			if !jsonArgs(r) {
+				s.reply(w, 200, errBody("invalid_json"))
+				return
+			}
+		} else {
+			_ = r.ParseForm()
+		}
 		tok := oauthcore.BearerToken(r)
 		if tok == "" {
 			tok = r.Form.Get("token")

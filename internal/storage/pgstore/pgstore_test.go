@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -17,15 +16,10 @@ import (
 	"github.com/authgate/authgate/internal/storage/storagetest"
 )
 
-// dsn is the test database: AUTHGATE_TEST_POSTGRES, or the local server this
-// project's machines run (trust auth, database test). The suite fails — it
-// does not skip — when PostgreSQL is unreachable: .ci/run starts it.
-func dsn() string {
-	if v := os.Getenv("AUTHGATE_TEST_POSTGRES"); v != "" {
-		return v
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
+// dsn is the test database named by AUTHGATE_TEST_POSTGRES; without it the
+// suite skips with one message saying how to run it. Once it is set, an
+// unreachable server fails: .ci/run starts PostgreSQL and sets it.
+func dsn(t testing.TB) string { return storagetest.PostgresDSN(t) }
 
 // TestConformance runs the storage suite against real PostgreSQL, one
 // schema per test, dropped afterwards.
@@ -44,7 +38,7 @@ func testSchema(t *testing.T) string {
 	_, _ = rand.Read(b)
 	schema := "t_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), dsn())
+		conn, err := pgx.Connect(context.Background(), dsn(t))
 		if err == nil {
 			_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 			conn.Close(context.Background())
@@ -54,9 +48,9 @@ func testSchema(t *testing.T) string {
 }
 
 func openSchema(t *testing.T, schema string) *pgstore.Store {
-	s, err := pgstore.Open(context.Background(), dsn(), pgstore.Options{Schema: schema})
+	s, err := pgstore.Open(context.Background(), dsn(t), pgstore.Options{Schema: schema})
 	if err != nil {
-		t.Fatalf("PostgreSQL at %s: %v (start it: pg_ctlcluster --skip-systemctl-redirect 15 main start)", dsn(), err)
+		t.Fatalf("PostgreSQL at %s: %v (start it: pg_ctlcluster --skip-systemctl-redirect 15 main start)", dsn(t), err)
 	}
 	return s
 }
@@ -110,7 +104,7 @@ func TestChangeFeedReconnect(t *testing.T) {
 		t.Fatalf("first change %+v; want All", c)
 	}
 
-	admin, err := pgx.Connect(ctx, dsn())
+	admin, err := pgx.Connect(ctx, dsn(t))
 	if err != nil {
 		t.Fatal(err)
 	}

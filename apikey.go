@@ -17,3 +17,8 @@ type NewAPIKey struct {
 	APIKey
 	Key string `json:"key"`
 }
+
+// NewAPIKeyRequest is POST /v1/api-keys's body.
+type NewAPIKeyRequest struct {
+	Name string `json:"name"`
+}

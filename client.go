@@ -217,6 +217,9 @@ type ConnectSessionRequest struct {
 	LoginHint    string       `json:"login_hint,omitempty"`
 	ReturnURL    string       `json:"return_url,omitempty"`
 	ForceConsent bool         `json:"force_consent,omitempty"`
+	// ExpectedAccount refuses any other account (identity_mismatch): an
+	// email, a Workspace domain, a workspace id or the provider's subject.
+	ExpectedAccount string `json:"expected_account,omitempty"`
 }
 
 // ConnectSession is where to send the user.
@@ -226,6 +229,8 @@ type ConnectSession struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	Provider   string    `json:"provider"`
 	Scopes     []string  `json:"scopes"`
+	// ExpectedAccount echoes the request ("" accepts any account).
+	ExpectedAccount string `json:"expected_account,omitempty"`
 }
 
 // CreateConnectSession returns a connect link for the user to open.
@@ -233,6 +238,51 @@ func (c *Client) CreateConnectSession(ctx context.Context, req ConnectSessionReq
 	var out ConnectSession
 	err := c.do(ctx, http.MethodPost, "/v1/connect-sessions", req, &out)
 	return out, err
+}
+
+// Connect-session states, as GET /v1/connect-sessions/{id} reports them.
+const (
+	ConnectStatePending   = "pending"
+	ConnectStateConnected = "connected"
+	ConnectStatePartial   = "partial"
+	ConnectStateCanceled  = "canceled"
+	ConnectStateError     = "error"
+	ConnectStateExpired   = "expired"
+)
+
+// ConnectSessionStatus is the authenticated outcome of a connect flow (the
+// status and credential_id on the return URL are only hints).
+type ConnectSessionStatus struct {
+	ID            string       `json:"id"`
+	State         string       `json:"state"`
+	Provider      string       `json:"provider"`
+	UserID        string       `json:"user_id"`
+	CredentialID  CredentialID `json:"credential_id,omitempty"`
+	MissingScopes []string     `json:"missing_scopes"`
+	// Error is the class when State is error or canceled.
+	Error     string    `json:"error,omitempty"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Opened says a browser has opened the link (it is bound to that browser).
+	Opened bool `json:"opened"`
+}
+
+// ConnectSessionStatus reads where a connect flow stands.
+func (c *Client) ConnectSessionStatus(ctx context.Context, id string) (ConnectSessionStatus, error) {
+	var out ConnectSessionStatus
+	err := c.do(ctx, http.MethodGet, "/v1/connect-sessions/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// ConnectResult is what the callback answers a client that asks for JSON.
+type ConnectResult struct {
+	Credential       Credential `json:"credential"`
+	Created          bool       `json:"created"`
+	RequestedScopes  []string   `json:"requested_scopes"`
+	GrantedScopes    []string   `json:"granted_scopes"`
+	MissingScopes    []string   `json:"missing_scopes"`
+	Provider         string     `json:"provider"`
+	ConnectSessionID string     `json:"connect_session_id"`
 }
 
 // TokenRequest asks for an access token.
@@ -248,6 +298,15 @@ type TokenRequest struct {
 	// the stored token (however many workers report it), and otherwise
 	// returns the newer one.
 	RejectedFingerprint string
+}
+
+// TokenRequestBody is POST /v1/credentials/{id}/token's body on the wire
+// (TokenRequest is the SDK's friendlier form of it).
+type TokenRequestBody struct {
+	// MinValidSeconds: 0 to 86400; absent means 300.
+	MinValidSeconds     *int     `json:"min_valid_seconds,omitempty"`
+	Actions             []string `json:"actions,omitempty"`
+	RejectedFingerprint string   `json:"rejected_fingerprint,omitempty"`
 }
 
 // AccessToken is a token from the token API. Treat AccessToken as a secret.
@@ -269,15 +328,10 @@ type AccessToken struct {
 // AgentHint), ClassInsufficientScope (MissingScopes), ClassRateLimited
 // (RetryAfter), …
 func (c *Client) Token(ctx context.Context, id CredentialID, req TokenRequest) (AccessToken, error) {
-	body := map[string]any{}
+	body := TokenRequestBody{Actions: req.Actions, RejectedFingerprint: req.RejectedFingerprint}
 	if req.MinValid > 0 {
-		body["min_valid_seconds"] = int((req.MinValid + time.Second - 1) / time.Second)
-	}
-	if len(req.Actions) > 0 {
-		body["actions"] = req.Actions
-	}
-	if req.RejectedFingerprint != "" {
-		body["rejected_fingerprint"] = req.RejectedFingerprint
+		s := int((req.MinValid + time.Second - 1) / time.Second)
+		body.MinValidSeconds = &s
 	}
 	var out AccessToken
 	err := c.do(ctx, http.MethodPost, "/v1/credentials/"+url.PathEscape(string(id))+"/token", body, &out)

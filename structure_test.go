@@ -3,7 +3,9 @@ package authgate_test
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -133,5 +135,36 @@ func TestRootStaysLight(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("the root package was not listed")
+	}
+}
+
+// TestOneWireVocabulary: every type the API decodes or encodes is declared
+// once, in the root package. The HTTP layer and the domain packages below it
+// declare no JSON shapes of their own (the one exception is a field that
+// shadows a root type's to give a malformed time its own message, and the
+// refresher's reading of a provider's RFC 7662 answer, which is the
+// provider's wire, not ours).
+func TestOneWireVocabulary(t *testing.T) {
+	allowed := map[string]bool{
+		"internal/api/credentials.go:ExpiresAt string `json:\"expires_at\"`": true,
+		"internal/refresh/call.go:Active *bool `json:\"active\"`":            true,
+	}
+	for _, dir := range []string{"internal/api", "internal/vault", "internal/refresh", "internal/tenancy", "internal/gate"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				line = strings.TrimSpace(line)
+				if strings.Contains(line, "`json:\"") && !allowed[filepath.ToSlash(f)+":"+line] {
+					t.Errorf("%s declares a JSON shape (%s); declare wire types once in the root package", f, line)
+				}
+			}
+		}
 	}
 }

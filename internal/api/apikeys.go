@@ -11,9 +11,7 @@ import (
 // it may add keys, list them and revoke them, its own included.
 
 func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	var b struct {
-		Name string `json:"name"`
-	}
+	var b authgate.NewAPIKeyRequest
 	if err := decodeJSON(w, r, 4<<10, &b); err != nil {
 		return err
 	}

@@ -14,22 +14,8 @@ import (
 	"github.com/authgate/authgate/internal/tenancy"
 )
 
-type connectBody struct {
-	UserID       string                `json:"user_id"`
-	Provider     string                `json:"provider"`
-	Actions      []string              `json:"actions"`
-	Scopes       []string              `json:"scopes"`
-	CredentialID authgate.CredentialID `json:"credential_id"`
-	LoginHint    string                `json:"login_hint"`
-	ReturnURL    string                `json:"return_url"`
-	ForceConsent bool                  `json:"force_consent"`
-	// ExpectedAccount: the email, Workspace domain or provider subject the
-	// user must sign in as.
-	ExpectedAccount string `json:"expected_account"`
-}
-
 func (a *API) createConnectSession(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	var b connectBody
+	var b authgate.ConnectSessionRequest
 	if err := decodeJSON(w, r, 16<<10, &b); err != nil {
 		return err
 	}
@@ -41,20 +27,12 @@ func (a *API) createConnectSession(w http.ResponseWriter, r *http.Request, p ten
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, s)
-}
-
-type providerView struct {
-	Name                 string   `json:"name"`
-	DisplayName          string   `json:"display_name"`
-	Kind                 string   `json:"kind"`
-	Sandbox              bool     `json:"sandbox"`
-	RotatesRefreshTokens bool     `json:"rotates_refresh_tokens"`
-	Actions              []string `json:"actions"`
+	return writeJSON(w, http.StatusCreated, authgate.ConnectSession{ID: s.ID, ConnectURL: s.ConnectURL, ExpiresAt: s.ExpiresAt, Provider: s.Provider,
+		Scopes: nonNil(s.Scopes), ExpectedAccount: s.ExpectedAccount})
 }
 
 func (a *API) listProviders(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	out := []providerView{}
+	out := []authgate.Provider{}
 	for _, name := range a.providers.Names() {
 		pr, _ := a.providers.Get(name)
 		var actions []string
@@ -62,7 +40,7 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 			actions = append(actions, act)
 		}
 		slices.Sort(actions)
-		out = append(out, providerView{Name: pr.Name, DisplayName: pr.DisplayName, Kind: string(pr.Kind), Sandbox: pr.Sandbox, RotatesRefreshTokens: pr.RotatesRefreshTokens, Actions: nonNil(actions)})
+		out = append(out, authgate.Provider{Name: pr.Name, DisplayName: pr.DisplayName, Kind: string(pr.Kind), Sandbox: pr.Sandbox, RotatesRefreshTokens: pr.RotatesRefreshTokens, Actions: nonNil(actions)})
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"providers": out})
 }
@@ -102,7 +80,8 @@ func (a *API) getConnectSession(w http.ResponseWriter, r *http.Request, p tenanc
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, st)
+	return writeJSON(w, http.StatusOK, authgate.ConnectSessionStatus{ID: st.ID, State: st.State, Provider: st.Provider, UserID: st.UserID, CredentialID: st.CredentialID,
+		MissingScopes: nonNil(st.MissingScopes), Error: st.ErrorClass, ErrorCode: st.ErrorCode, ExpiresAt: st.ExpiresAt, Opened: st.Opened})
 }
 
 // noReferrer keeps codes and states in our URLs out of Referer headers.
@@ -159,7 +138,8 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if wantsJSON(r) {
-		return writeJSON(w, http.StatusOK, res)
+		return writeJSON(w, http.StatusOK, authgate.ConnectResult{Credential: res.Credential, Created: res.Created, RequestedScopes: nonNil(res.Requested),
+			GrantedScopes: nonNil(res.Granted), MissingScopes: nonNil(res.Missing), Provider: res.Provider, ConnectSessionID: res.SessionID})
 	}
 	msg := "Connected " + displayName(res.Provider) + " as " + cmp.Or(res.Credential.Account.Email, res.Credential.Account.Subject) + ". You can close this window; the app continues by itself."
 	if len(res.Missing) > 0 {

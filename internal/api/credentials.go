@@ -95,21 +95,11 @@ func (a *API) credentialEvents(w http.ResponseWriter, r *http.Request, p tenancy
 	return writeJSON(w, http.StatusOK, authgate.EventPage{Events: evs, NextAfter: next})
 }
 
-// importBody mirrors authgate.ImportCredentialRequest with expires_at as text,
-// so a malformed time gets its own clear message.
+// importBody is the wire type with expires_at read as text (the shallower
+// field wins in encoding/json), so a malformed time gets its own message.
 type importBody struct {
-	UserID       string               `json:"user_id"`
-	Provider     string               `json:"provider"`
-	WorkspaceID  string               `json:"workspace_id"`
-	Subject      string               `json:"subject"`
-	Email        string               `json:"email"`
-	AccountType  authgate.AccountType `json:"account_type"`
-	Domain       string               `json:"domain"`
-	Scopes       []string             `json:"scopes"`
-	TokenType    string               `json:"token_type"`
-	AccessToken  string               `json:"access_token"`
-	RefreshToken string               `json:"refresh_token"`
-	ExpiresAt    string               `json:"expires_at"`
+	authgate.ImportCredentialRequest
+	ExpiresAt string `json:"expires_at"`
 }
 
 func (a *API) importCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {

@@ -15,17 +15,11 @@ import (
 	"github.com/authgate/authgate/internal/tenancy"
 )
 
-type tokenBody struct {
-	MinValidSeconds     *int     `json:"min_valid_seconds"`
-	Actions             []string `json:"actions"`
-	RejectedFingerprint string   `json:"rejected_fingerprint"`
-}
-
 // fingerprintPattern is what secret.Fingerprint produces.
 var fingerprintPattern = regexp.MustCompile(`^[0-9a-f]{10}$`)
 
 func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	var b tokenBody
+	var b authgate.TokenRequestBody
 	if r.ContentLength != 0 {
 		if err := decodeJSON(w, r, 16<<10, &b); err != nil {
 			return err
@@ -139,26 +133,9 @@ func displayName(provider string) string {
 	return provider
 }
 
-type classifyBody struct {
-	Provider  string            `json:"provider"`
-	Operation string            `json:"operation"`
-	Status    int               `json:"status"`
-	Headers   map[string]string `json:"headers"`
-	Body      string            `json:"body"`
-}
-
-type classifyResponse struct {
-	Class         authgate.Class  `json:"class"`
-	Policy        classify.Policy `json:"policy"`
-	Message       string          `json:"message"`
-	RetryAfter    *int64          `json:"retry_after"`
-	MissingScopes []string        `json:"missing_scopes"`
-	ErrorCode     string          `json:"error_code,omitempty"`
-}
-
 // classifyError is the classifier as a service for workers in any language.
 func (a *API) classifyError(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	var b classifyBody
+	var b authgate.ClassifyRequest
 	if err := decodeJSON(w, r, 256<<10, &b); err != nil {
 		return err
 	}
@@ -178,7 +155,7 @@ func (a *API) classifyError(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 		a.metrics.classifications.WithLabelValues(string(res.Class)).Inc()
 	}
 	a.log.InfoContext(r.Context(), "classify", "provider", b.Provider, "operation", b.Operation, "status", b.Status, "class", string(res.Class), "error", res.ErrorCode)
-	out := classifyResponse{Class: res.Class, Policy: res.Policy, Message: res.Message, MissingScopes: nonNil(res.MissingScopes), ErrorCode: res.ErrorCode}
+	out := authgate.Classification{Class: res.Class, Policy: string(res.Policy), Message: res.Message, MissingScopes: nonNil(res.MissingScopes), ErrorCode: res.ErrorCode}
 	if res.RetryAfter > 0 {
 		s := int64((res.RetryAfter + time.Second - 1) / time.Second)
 		out.RetryAfter = &s

@@ -113,16 +113,16 @@ func (b *Broker) finish(ctx context.Context, id string, res *Result, err error) 
 // SessionStatus is what an app reads back about one of its connect
 // sessions: the authenticated answer to the hints on its return URL.
 type SessionStatus struct {
-	ID            string                `json:"id"`
-	State         string                `json:"state"`
-	Provider      string                `json:"provider"`
-	UserID        string                `json:"user_id"`
-	CredentialID  authgate.CredentialID `json:"credential_id,omitempty"`
-	MissingScopes []string              `json:"missing_scopes"`
-	ErrorClass    string                `json:"error,omitempty"`
-	ErrorCode     string                `json:"error_code,omitempty"`
-	ExpiresAt     time.Time             `json:"expires_at"`
-	Opened        bool                  `json:"opened"`
+	ID            string
+	State         string
+	Provider      string
+	UserID        string
+	CredentialID  authgate.CredentialID
+	MissingScopes []string
+	ErrorClass    string
+	ErrorCode     string
+	ExpiresAt     time.Time
+	Opened        bool
 }
 
 // Status reads a tenant's connect session: pending, connected, partial,

@@ -144,14 +144,17 @@ type SessionParams struct {
 
 // Session is a created connect session.
 type Session struct {
-	ID         string    `json:"id"`
-	ConnectURL string    `json:"connect_url"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	Provider   string    `json:"provider"`
-	Scopes     []string  `json:"scopes"`
+	ID         string
+	ConnectURL string
+	ExpiresAt  time.Time
+	Provider   string
+	Scopes     []string
 	// ExpectedAccount echoes the request ("" accepts any account).
-	ExpectedAccount string `json:"expected_account,omitempty"`
+	ExpectedAccount string
 }
+
+// sealedSecrets is the JSON sealed into a session row (an internal
+// encoding, not a wire type).
 
 type sealedSecrets struct {
 	State    string `json:"s"`
@@ -378,16 +381,16 @@ func (b *Broker) AuthorizeURL(ctx context.Context, id, cookie string) (redirect,
 
 // Result is a completed connect flow.
 type Result struct {
-	Credential authgate.Credential `json:"credential"`
-	Created    bool                `json:"created"`
-	Requested  []string            `json:"requested_scopes"`
-	Granted    []string            `json:"granted_scopes"`
+	Credential authgate.Credential
+	Created    bool
+	Requested  []string
+	Granted    []string
 	// Missing are scopes the session's actions need that were not granted:
 	// a partial grant is stored, reported, and not success for those actions.
-	Missing   []string `json:"missing_scopes"`
-	ReturnURL string   `json:"-"`
-	Provider  string   `json:"provider"`
-	SessionID string   `json:"connect_session_id"`
+	Missing   []string
+	ReturnURL string
+	Provider  string
+	SessionID string
 }
 
 // Outcomes of a connect flow that did not connect, as the return URL's

@@ -55,13 +55,13 @@ const (
 
 // Result is the classification.
 type Result struct {
-	Class         authgate.Class `json:"class"`
-	Policy        Policy         `json:"policy"`
-	Message       string         `json:"message"`
-	RetryAfter    time.Duration  `json:"-"`
-	MissingScopes []string       `json:"missing_scopes,omitempty"`
+	Class         authgate.Class
+	Policy        Policy
+	Message       string
+	RetryAfter    time.Duration
+	MissingScopes []string
 	// ErrorCode is the provider's own error code or reason, for logs.
-	ErrorCode string `json:"error_code,omitempty"`
+	ErrorCode string
 }
 
 // Classify returns exactly one class for a parsed provider error. It reads

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -31,7 +32,7 @@ func TestTwoProcessesOneRefresh(t *testing.T) {
 // PostgreSQL database (the platform deployment).
 func TestTwoProcessesOneRefreshPostgres(t *testing.T) {
 	t.Parallel()
-	oneRefreshAcrossProcesses(t, t.TempDir(), "AUTHGATE_DB="+postgresSchema(t))
+	oneRefreshAcrossProcesses(t, t.TempDir(), "AUTHGATE_DB="+postgresSchema(t), pgMasterKeys)
 }
 
 func oneRefreshAcrossProcesses(t *testing.T, dir string, env ...string) {
@@ -147,6 +148,10 @@ func oneRefreshAcrossProcesses(t *testing.T, dir string, env ...string) {
 
 // postgresSchema creates a fresh schema in the test database and returns a
 // URL whose search_path selects it; the schema is dropped after the test.
+// pgMasterKeys is the key every instance on a test PostgreSQL database shares
+// (on PostgreSQL authgate never generates one).
+var pgMasterKeys = "AUTHGATE_MASTER_KEYS=e2e:" + base64.StdEncoding.EncodeToString([]byte("e2e-master-key-32-bytes-long!!!!"))
+
 func postgresSchema(t *testing.T) string {
 	t.Helper()
 	base := storagetest.PostgresDSN(t)

@@ -168,7 +168,7 @@ func TestBadBytesRefusedOnEveryBackend(t *testing.T) {
 	t.Parallel()
 	backends := map[string][]string{"sqlite": nil}
 	if os.Getenv("AUTHGATE_TEST_POSTGRES") != "" {
-		backends["postgres"] = []string{"AUTHGATE_DB=" + postgresSchema(t)}
+		backends["postgres"] = []string{"AUTHGATE_DB=" + postgresSchema(t), pgMasterKeys}
 	}
 	for name, env := range backends {
 		p := serve(t, t.TempDir(), env...)

@@ -254,3 +254,38 @@ func TestCLIExitCodes(t *testing.T) {
 		t.Errorf("a command that needs the key ran without it: exit %d, %q", code, stderr)
 	}
 }
+
+// TestImpostorKeyRefused: a master key with the database's key id but other
+// bytes (a mistyped AUTHGATE_MASTER_KEYS) is refused at start, instead of
+// answering 500 for every credential and sealing new secrets under an id two
+// different keys now share.
+func TestImpostorKeyRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	real := "AUTHGATE_MASTER_KEYS=k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	p := serve(t, dir, real)
+	if r := call(t, &http.Client{}, "POST", p.URL+"/v1/credentials/import", p.AdminKey,
+		`{"user_id":"alice","provider":"google","subject":"1234","access_token":"ya29.x","refresh_token":"1//y"}`); r.status != 201 {
+		t.Fatalf("import %d %s", r.status, r.body)
+	}
+	p.stop(t)
+	impostor := "AUTHGATE_MASTER_KEYS=k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	_, stderr, code := cliEnv(t, dir, []string{impostor}, "serve", "--addr", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "another key under the same id") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("impostor key: exit %d, %q", code, stderr)
+	}
+	q := serve(t, dir, real)
+	q.stop(t)
+}
+
+// TestPostgresNeedsExplicitKeys: instances sharing a PostgreSQL database
+// never generate keys of their own (each would seal what the others cannot
+// open): without AUTHGATE_MASTER_KEYS or a key file, serve refuses.
+func TestPostgresNeedsExplicitKeys(t *testing.T) {
+	t.Parallel()
+	db := postgresSchema(t)
+	_, stderr, code := cliEnv(t, t.TempDir(), []string{"AUTHGATE_DB=" + db}, "serve", "--addr", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "AUTHGATE_MASTER_KEYS") || !strings.Contains(stderr, "PostgreSQL") {
+		t.Fatalf("PostgreSQL without keys: exit %d, %q", code, stderr)
+	}
+}

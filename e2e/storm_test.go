@@ -48,7 +48,7 @@ func TestRefreshStormPostgres(t *testing.T) {
 	if os.Getenv("AUTHGATE_TEST_POSTGRES") == "" {
 		t.Skip("AUTHGATE_TEST_POSTGRES is unset: set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the storm on PostgreSQL")
 	}
-	refreshStorm(t, t.TempDir(), "AUTHGATE_DB="+postgresSchema(t))
+	refreshStorm(t, t.TempDir(), "AUTHGATE_DB="+postgresSchema(t), pgMasterKeys)
 }
 
 // stormLength reads AUTHGATE_TEST_STORM.

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/api"
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
@@ -327,6 +328,29 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 			store.Close()
 			return nil, err
 		}
+		if err := proveKeys(ctx, cfg, store, keys, needed); err != nil {
+			store.Close()
+			return nil, err
+		}
+		// A key file edited while serving must not drop a key the database
+		// still needs, nor swap one for a same-named impostor.
+		keys.Check = func(k *keyring.Keyring) error {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ids, err := store.SealedKeyIDs(cctx)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if !k.Has(id) {
+					return fmt.Errorf("it lacks key %s, which the database needs", id)
+				}
+			}
+			return proveKeys(cctx, cfg, store, keyring.Static(k), ids)
+		}
+		keys.OnRefuse = func(err error) {
+			cfg.Logger.Error("the master key file changed but its keys are not used: "+err.Error()+"; the keys in force stay", slog.String("key_file", cfg.KeyFile))
+		}
 		vkeys = keys
 	}
 	return &Core{
@@ -373,6 +397,13 @@ func loadKeys(cfg Config, needed []string) (*keyring.Source, error) {
 		return nil, fmt.Errorf("database %s holds secrets sealed with master key %s, but the key file %s is missing or empty: restore it (or set AUTHGATE_MASTER_KEYS); refusing to start with a new key",
 			redactURL(cfg.Database), strings.Join(needed, ", "), abs)
 	}
+	if _, err := os.Stat(cfg.KeyFile); err != nil && isPostgres(cfg.Database) {
+		// Several instances share a PostgreSQL database: each generating its
+		// own key would seal secrets no other instance can open.
+		abs, _ := filepath.Abs(cfg.KeyFile)
+		return nil, fmt.Errorf("no master key for PostgreSQL database %s: set AUTHGATE_MASTER_KEYS (the same value on every instance) or provide the key file %s; authgate generates keys only for a SQLite file on one machine",
+			redactURL(cfg.Database), abs)
+	}
 	k, created, tooOpen, err := keyring.LoadOrCreateFile(cfg.KeyFile, cfg.Clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("master key file: %w", err)
@@ -388,6 +419,31 @@ func loadKeys(cfg Config, needed []string) (*keyring.Source, error) {
 		return nil, err
 	}
 	return keyring.FileSource(k, cfg.KeyFile, cfg.Clock.Now), nil
+}
+
+// proveKeys opens one stored secret per key id the database needs: a key
+// with the right id but other bytes (a mistyped AUTHGATE_MASTER_KEYS, a key
+// file from another installation) is refused at start instead of answering
+// 500 for every credential and sealing new secrets no other key opens.
+func proveKeys(ctx context.Context, cfg Config, store storage.Store, keys vault.Keys, needed []string) error {
+	for _, id := range needed {
+		sample, err := store.SealedSample(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
+		}
+		ad := vault.AssociatedData(authgate.CredentialID(sample.Owner), sample.Field)
+		if sample.Field == "connect_verifier" {
+			ad = vault.SessionAssociatedData(sample.Owner)
+		}
+		if _, err := keys.Open(sample.Sealed, ad); err != nil {
+			return fmt.Errorf("master key %s does not open database %s's secrets sealed with %s: it is another key under the same id (check AUTHGATE_MASTER_KEYS or the key file); refusing to start",
+				id, redactURL(cfg.Database), id)
+		}
+	}
+	return nil
 }
 
 // Server is a running authgate: the core plus the HTTP API.

@@ -19,6 +19,11 @@ type Source struct {
 	now  func() time.Time
 	// CheckEvery bounds how often the file is stat'ed (default 5s).
 	CheckEvery time.Duration
+	// Check, if set, vets a changed file's keys before they are used (the
+	// server makes sure they still open the database); a refused file keeps
+	// the keys in force and is reported through OnRefuse.
+	Check    func(*Keyring) error
+	OnRefuse func(error)
 
 	mu      sync.Mutex
 	checked time.Time
@@ -92,6 +97,14 @@ func (s *Source) maybeReload(force bool) bool {
 		return false
 	}
 	s.modTime, s.size = st.ModTime(), st.Size()
+	if s.Check != nil {
+		if err := s.Check(k); err != nil {
+			if s.OnRefuse != nil {
+				s.OnRefuse(err)
+			}
+			return false
+		}
+	}
 	s.cur.Store(k)
 	return true
 }

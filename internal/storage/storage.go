@@ -126,6 +126,11 @@ type Queries interface {
 	// (credential token or connect-session verifier) is sealed with: the
 	// keys this database cannot be read without.
 	SealedKeyIDs(ctx context.Context) ([]string, error)
+	// SealedSample returns one stored secret sealed with keyID (a
+	// credential token or a connect-session verifier), so start-up can
+	// prove a loaded key with that id really opens this database's
+	// ciphertexts; ErrNotFound if none.
+	SealedSample(ctx context.Context, keyID string) (SealedSample, error)
 
 	// ConnectSessionOpen binds an unused, unexpired (at Now), not yet opened
 	// session to one browser (the hash of its cookie): ErrConflict if it was
@@ -188,6 +193,15 @@ const (
 	ConnectOutcomeCanceled  ConnectOutcome = "canceled"
 	ConnectOutcomeError     ConnectOutcome = "error"
 )
+
+// SealedSample is one stored ciphertext and what it is bound to.
+type SealedSample struct {
+	// Owner is the credential id, or the connect-session id for a verifier.
+	Owner string
+	// Field is "access_token", "refresh_token" or "connect_verifier".
+	Field  string
+	Sealed keyring.Sealed
+}
 
 // ChangeFeed tells a process when any process sharing the database changed
 // a credential, so that in-memory copies are dropped and waiters woken

@@ -3,10 +3,12 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sort"
 	"time"
 
 	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/storage"
 )
 
@@ -118,4 +120,27 @@ func (q queries) ConnectSessionDeleteExpired(ctx context.Context, p storage.Conn
 		return 0, mapErr(err)
 	}
 	return res.RowsAffected()
+}
+
+// SealedSample finds one secret sealed with keyID.
+func (q queries) SealedSample(ctx context.Context, keyID string) (storage.SealedSample, error) {
+	for _, c := range sealedColumns {
+		var owner string
+		var data []byte
+		err := q.r.QueryRowContext(ctx, `SELECT id, `+c.ct+` FROM `+c.table+` WHERE `+c.kid+` = ? AND `+c.ct+` IS NOT NULL LIMIT 1`, keyID).Scan(&owner, &data)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return storage.SealedSample{}, mapErr(err)
+		}
+		return storage.SealedSample{Owner: owner, Field: c.field, Sealed: keyring.Sealed{KeyID: keyID, Data: data}}, nil
+	}
+	return storage.SealedSample{}, storage.ErrNotFound
+}
+
+var sealedColumns = []struct{ table, kid, ct, field string }{
+	{"credentials", "access_token_kid", "access_token_ct", "access_token"},
+	{"credentials", "refresh_token_kid", "refresh_token_ct", "refresh_token"},
+	{"connect_sessions", "verifier_kid", "verifier_ct", "connect_verifier"},
 }

@@ -199,3 +199,34 @@ func TestServeMountsSandbox(t *testing.T) {
 		t.Fatalf("sandbox off: %d %s", r.status, r.body)
 	}
 }
+
+// TestSecondProcessSharesTheSandbox: two zero-config `serve` processes on
+// one SQLite file. The first mounts the sandbox; the second uses it rather
+// than mounting its own, so a credential connected through one process is
+// refreshed through the other at the sandbox that issued its tokens.
+func TestSecondProcessSharesTheSandbox(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := serve(t, dir)
+	b := serve(t, dir)
+	defer a.stop(t)
+	defer b.stop(t)
+	if !strings.Contains(b.stderr.String(), "using it instead of mounting a second one") {
+		t.Fatalf("the second process did not share the sandbox:\n%s", b.stderr.String())
+	}
+	hc := &http.Client{}
+	cred := connectOIDC(t, hc, a, a.URL, "shared@example.com")
+	var first struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	if r := call(t, hc, "POST", a.URL+"/v1/credentials/"+cred+"/token", a.AdminKey, `{}`); r.status != 200 || json.Unmarshal([]byte(r.body), &first) != nil {
+		t.Fatalf("token via a: %d %s", r.status, r.body)
+	}
+	r := call(t, hc, "POST", b.URL+"/v1/credentials/"+cred+"/token", a.AdminKey, `{"rejected_fingerprint":"`+first.Fingerprint+`"}`)
+	if r.status != 200 || strings.Contains(r.body, first.Fingerprint) {
+		t.Fatalf("refresh via b: %d %s", r.status, r.body)
+	}
+	if r := call(t, hc, "GET", b.URL+"/v1/credentials/"+cred, a.AdminKey, ""); !strings.Contains(r.body, `"status":"active"`) {
+		t.Fatalf("credential after refresh via b: %s", r.body)
+	}
+}

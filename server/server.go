@@ -172,7 +172,19 @@ func (c Config) mountsSandbox() bool {
 	case SandboxOff:
 		return false
 	}
-	return len(c.Providers) == 0 && c.SandboxURL == "" && c.ProvidersFile == "" && c.loopbackAddr()
+	return len(c.Providers) == 0 && c.SandboxURL == "" && c.ProvidersFile == "" && c.loopbackAddr() && c.loopbackPublicURL() && !isPostgres(c.Database)
+}
+
+// loopbackPublicURL reports whether no public URL is set or it is loopback:
+// a server published at https://auth.example.com sits behind a proxy that
+// forwards the world's requests with a loopback Host, so the sandbox's
+// loopback-Host guard would not protect it there.
+func (c Config) loopbackPublicURL() bool {
+	if c.PublicURL == "" {
+		return true
+	}
+	u, err := url.Parse(c.PublicURL)
+	return err == nil && returnurl.IsLoopback(u.Hostname())
 }
 
 // loopbackAddr reports whether Addr listens on loopback only.
@@ -458,6 +470,8 @@ type Server struct {
 	Metrics   *api.Metrics
 	providers catalog.Holder
 	publicURL atomic.Pointer[string]
+	// sandboxLock is held while this process owns the mounted sandbox.
+	sandboxLock *sandboxLock
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -465,6 +479,11 @@ type Server struct {
 func (s *Server) SetPublicURL(u string) error {
 	u = strings.TrimRight(u, "/")
 	s.publicURL.Store(&u)
+	if s.Sandbox != nil {
+		if err := s.sandboxLock.publish(u); err != nil {
+			s.cfg.Logger.Warn("publish the sandbox address for other processes", slog.String("error", err.Error()))
+		}
+	}
 	return s.loadCatalog()
 }
 
@@ -516,7 +535,23 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		fmt.Fprintf(cfg.Stdout, "admin key: %s\n", key.Reveal())
 		cfg.Logger.Info("created the default tenant and its admin key (printed once on stdout)", slog.String("tenant_id", string(t.ID)), slog.String("key_fp", key.Fingerprint()))
 	}
-	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics()}
+	var lock *sandboxLock
+	if cfg.mountsSandbox() {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		l, owner, err := acquireSandboxLock(lctx, cfg.SandboxStateFile)
+		cancel()
+		if err != nil {
+			core.Close()
+			return nil, err
+		}
+		if owner != "" {
+			cfg.Logger.Warn("another authgate process on this database mounts the provider sandbox: using it instead of mounting a second one (their tokens must come from one sandbox)",
+				slog.String("sandbox_url", owner))
+			cfg.SandboxURL, cfg.Sandbox = owner, SandboxOff
+		}
+		lock = l
+	}
+	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics(), sandboxLock: lock}
 	public := cfg.PublicURL
 	if public == "" {
 		public = "http://" + cfg.Addr
@@ -581,6 +616,7 @@ func (s *Server) Close() error {
 			s.cfg.Logger.Warn("save sandbox state", slog.String("error", err.Error()))
 		}
 	}
+	s.sandboxLock.release()
 	return errors.Join(err, s.Core.Close())
 }
 

@@ -78,13 +78,25 @@ func (b *Broker) verifyIDToken(ctx context.Context, p *catalog.Provider, tok *oa
 func (id identity) matches(expected string) bool {
 	switch {
 	case strings.Contains(expected, "@"):
-		return id.email != "" && strings.EqualFold(id.email, expected)
+		return id.email != "" && id.emailVerified && asciiFold(id.email) == asciiFold(expected)
 	case id.subject == expected:
 		return true
 	case id.workspace != "" && id.workspace == expected:
 		return true
 	}
-	return id.domain != "" && strings.EqualFold(id.domain, expected)
+	return id.domain != "" && id.domainVerified && asciiFold(id.domain) == asciiFold(expected)
+}
+
+// asciiFold lower-cases ASCII letters only: strings.EqualFold would also
+// equate the Kelvin sign with "k" and the long s with "s".
+func asciiFold(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // finish records how a flow ended, for GET /v1/connect-sessions/{id}.

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -185,6 +186,13 @@ func (b *Broker) CreateSession(ctx context.Context, p SessionParams) (Session, e
 	}
 	if p.UserID == "" || len(p.UserID) > 255 {
 		return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "user_id is required (at most 255 bytes)")
+	}
+	// The same rule the vault applies when the flow stores the credential:
+	// checked here, a bad id fails now instead of after the user consented.
+	for field, v := range map[string]string{"user_id": p.UserID, "login_hint": p.LoginHint, "expected_account": p.ExpectedAccount} {
+		if !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return Session{}, authgate.Errorf(authgate.ClassInvalidRequest, "%s must be printable UTF-8 text", field)
+		}
 	}
 	scopes, err := prov.ScopesFor(p.Actions)
 	if err != nil {
@@ -595,6 +603,11 @@ func (b *Broker) observe(provider, outcome string) {
 type identity struct {
 	subject, email, workspace, domain string
 	accountType                       authgate.AccountType
+	// emailVerified and domainVerified say whether the provider vouches for
+	// them; only vouched-for values can satisfy expected_account (a Slack
+	// workspace name or an unverified OIDC email is whatever the signer
+	// typed).
+	emailVerified, domainVerified bool
 }
 
 // identity reads who signed in: Google and OIDC from userinfo, Notion and
@@ -609,6 +622,7 @@ func (b *Broker) identity(ctx context.Context, p *catalog.Provider, tok *oauth2.
 				id.subject, _ = u["id"].(string)
 				if person, ok := u["person"].(map[string]any); ok {
 					id.email, _ = person["email"].(string)
+					id.emailVerified = id.email != "" // Notion accounts sign in by verified email
 				}
 			}
 		}
@@ -653,14 +667,18 @@ func (b *Broker) identity(ctx context.Context, p *catalog.Provider, tok *oauth2.
 		return identity{}, fmt.Errorf("userinfo answered %d", resp.StatusCode)
 	}
 	var ui struct {
-		Sub   string `json:"sub"`
-		Email string `json:"email"`
-		HD    string `json:"hd"`
+		Sub           string `json:"sub"`
+		Email         string `json:"email"`
+		EmailVerified any    `json:"email_verified"` // true, or "true" from some servers
+		HD            string `json:"hd"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ui); err != nil || ui.Sub == "" {
 		return identity{}, fmt.Errorf("userinfo: no subject (%v)", err)
 	}
-	id := identity{subject: ui.Sub, email: ui.Email, domain: ui.HD, accountType: authgate.AccountTypeConsumer}
+	id := identity{subject: ui.Sub, email: ui.Email, domain: ui.HD, accountType: authgate.AccountTypeConsumer,
+		emailVerified: ui.EmailVerified == true || ui.EmailVerified == "true",
+		// Google's hd is the Workspace domain Google itself vouches for.
+		domainVerified: p.Kind == catalog.KindGoogle && ui.HD != ""}
 	if p.Kind != catalog.KindGoogle {
 		id.accountType = authgate.AccountTypeUnknown
 	} else if ui.HD != "" {

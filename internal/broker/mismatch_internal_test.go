@@ -28,3 +28,31 @@ func TestMismatchMessageNamesBothAccounts(t *testing.T) {
 		t.Fatalf("other account: %q", other)
 	}
 }
+
+// TestExpectedAccountNeedsVouchedValues: expected_account matches only what
+// the provider vouches for, compared without Unicode case folding.
+func TestExpectedAccountNeedsVouchedValues(t *testing.T) {
+	t.Parallel()
+	slack := identity{subject: "U1", workspace: "T1", domain: "Acme"} // a Slack team name anyone can choose
+	oidcUnverified := identity{subject: "s1", email: "alice@acme.example"}
+	google := identity{subject: "g1", email: "kate@acme.example", emailVerified: true, domain: "acme.example", domainVerified: true}
+	for _, tc := range []struct {
+		id       identity
+		expected string
+		want     bool
+	}{
+		{slack, "acme", false},
+		{slack, "T1", true},
+		{slack, "U1", true},
+		{oidcUnverified, "alice@acme.example", false},
+		{oidcUnverified, "s1", true},
+		{google, "KATE@acme.example", true},
+		{google, "\u212Aate@acme.example", false}, // Kelvin sign, which EqualFold equates with k
+		{google, "ACME.example", true},
+		{google, "acme.exampl\u017F", false}, // long s
+	} {
+		if got := tc.id.matches(tc.expected); got != tc.want {
+			t.Errorf("%+v matches %q = %v, want %v", tc.id, tc.expected, got, tc.want)
+		}
+	}
+}

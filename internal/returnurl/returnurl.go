@@ -91,11 +91,33 @@ func (r Rule) Allows(u *url.URL) bool {
 	if p == "" {
 		p = "/"
 	}
+	if dotSegments(p) {
+		// Browsers resolve "..", "%2e%2e", ".%2E" (and "." likewise) before
+		// they request: the URL would land outside the rule's path.
+		return false
+	}
 	if r.path == "/" || p == r.path {
 		return true
 	}
 	prefix := strings.TrimSuffix(r.path, "/") + "/"
-	return strings.HasPrefix(p, prefix) && !strings.Contains(p, "/../") && !strings.HasSuffix(p, "/..")
+	return strings.HasPrefix(p, prefix)
+}
+
+// dotSegments reports whether an escaped path has a "." or ".." segment,
+// spelled with dots or percent-encoded dots (WHATWG URL treats "%2e" as ".")
+// or hidden behind an encoded slash or backslash.
+func dotSegments(escaped string) bool {
+	lower := strings.ToLower(escaped)
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "\\") {
+		return true
+	}
+	for _, seg := range strings.Split(lower, "/") {
+		seg = strings.ReplaceAll(seg, "%2e", ".")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // Check parses a candidate return URL and reports whether loopback (always

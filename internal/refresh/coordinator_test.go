@@ -390,3 +390,50 @@ func TestTakeoverAfterLostRotation(t *testing.T) {
 		t.Fatalf("events %s", evs)
 	}
 }
+
+// TestOtherTenantNeverWaitsOnAFlight: while tenant A's refresh is held at
+// the provider, tenant B asking for A's credential id is told "not found" at
+// once: it never joins A's flight, so timing reveals nothing.
+func TestOtherTenantNeverWaitsOnAFlight(t *testing.T) {
+	t.Parallel()
+	sent, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f := startWith(t, func(c *serverConfig) {
+		c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(r.URL.Path, "/oauth2/token") {
+				first := false
+				once.Do(func() { first = true; close(sent) })
+				if first {
+					<-proceed
+				}
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})
+	})
+	cred := f.oidcCred(t, "tenant-a@example.com", 3600)
+	f.clock.Advance(time.Hour)
+	_, keyB, err := f.env.Server.Tenancy.CreateTenant(context.Background(), "tenant-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan tokenResult, 1)
+	go func() { res <- f.token(t, http.DefaultClient, cred.ID, "") }()
+	<-sent // A's flight is now waiting on the provider
+	req, _ := http.NewRequest("POST", f.env.URL+"/v1/credentials/"+string(cred.ID)+"/token", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+keyB.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	// Joining A's flight would block until proceed: the client gives up.
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		close(proceed)
+		t.Fatalf("tenant B waited on tenant A's flight: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("tenant B: %d; want 404", resp.StatusCode)
+	}
+	close(proceed)
+	if r := <-res; r.status != 200 {
+		t.Fatalf("tenant A: %d %v", r.status, r.body)
+	}
+}

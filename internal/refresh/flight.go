@@ -38,6 +38,17 @@ func (r *Refresher) slow(ctx context.Context, req Request) (*Token, error) {
 		return nil, authgate.Errorf(authgate.ClassInvalidRequest, "%q is not a credential id (they look like cred_ followed by 26 letters and digits)", truncate(string(req.ID), 64))
 	}
 	e := r.entryFor(req.ID)
+	// Never make one tenant wait on another tenant's flight: how long the
+	// answer takes would tell it the id exists and is being refreshed. The
+	// credential's owner is checked first, by a plain read.
+	e.mu.Lock()
+	foreign := e.flight != nil && e.flight.tenant != req.TenantID
+	e.mu.Unlock()
+	if s := e.snap.Load(); foreign || (s != nil && s.tenant != req.TenantID) {
+		if _, err := r.cfg.Vault.Get(ctx, req.TenantID, req.ID); err != nil {
+			return nil, err
+		}
+	}
 	for range maxRounds {
 		f, err := r.flightFor(e, req)
 		if err != nil {
@@ -111,7 +122,7 @@ func (r *Refresher) needsRefresh(s *snapshot, f *flight) bool {
 		return true
 	}
 	if s.token.ExpiresAt == nil {
-		return s.provider.Expires()
+		return unknownExpiryNeedsRefresh(s)
 	}
 	return s.token.ExpiresAt.Sub(r.cfg.Clock.Now()) < s.need(f.minValid)
 }

@@ -263,7 +263,7 @@ func (r *Refresher) serve(e *entry, s *snapshot, req Request, afterFlight, refre
 	}
 	now := r.cfg.Clock.Now()
 	if s.token.ExpiresAt == nil {
-		if s.provider.Expires() && !refreshed {
+		if unknownExpiryNeedsRefresh(s) && !refreshed {
 			return nil, nil, false
 		}
 		r.touch(e, req.ID, now)
@@ -326,4 +326,13 @@ func (r *Refresher) callTimeout(p *catalog.Provider) time.Duration {
 		return time.Duration(p.TokenTimeoutSeconds) * time.Second
 	}
 	return r.cfg.CallTimeout
+}
+
+// unknownExpiryNeedsRefresh decides for a token with no known expiry. Where
+// tokens expire, one refresh is made to learn the lifetime; a provider that
+// still answers without expires_in issues tokens authgate cannot age, so
+// they are served until a caller reports one rejected (rejected_fingerprint)
+// rather than refreshed on every request.
+func unknownExpiryNeedsRefresh(s *snapshot) bool {
+	return s.provider.Expires() && s.cred.LastRefreshedAt == nil
 }

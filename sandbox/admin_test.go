@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/authgate/authgate/sandbox"
+	"github.com/authgate/authgate/sandbox/oauthcore"
 )
 
 func adminCall(t *testing.T, e *env, method, path, body string) response {
@@ -229,5 +230,36 @@ func TestAdminRefusesWebPages(t *testing.T) {
 	}
 	if status != http.StatusInsufficientStorage {
 		t.Fatalf("150 registrations all accepted (last %d)", status)
+	}
+}
+
+// TestAuthorizeFloodIsBounded: fetching authorization URLs in a loop (any
+// local process or web page can) keeps at most oauthcore.MaxPending
+// requests, and an oversized query is refused outright.
+func TestAuthorizeFloodIsBounded(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.New(sandbox.Options{Seed: 1})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	c, _ := sb.DefaultClient("oidc")
+	q := url.Values{"client_id": {c.ClientID}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"}, "scope": {"openid"}, "state": {"state-0123456789"}}
+	for range oauthcore.MaxPending + 50 {
+		resp, err := http.Get(srv.URL + "/sandbox/oidc/oauth2/auth?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if n := sb.OIDC().Core().PendingCount(); n > oauthcore.MaxPending {
+		t.Fatalf("%d pending authorization requests kept; want at most %d", n, oauthcore.MaxPending)
+	}
+	q.Set("state", strings.Repeat("s", oauthcore.MaxAuthorizeQuery))
+	resp, err := http.Get(srv.URL + "/sandbox/oidc/oauth2/auth?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestURITooLong {
+		t.Fatalf("oversized authorize query: %d", resp.StatusCode)
 	}
 }

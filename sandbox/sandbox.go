@@ -140,6 +140,9 @@ func DefaultCredentials(provider string) (id, secret string, ok bool) {
 // Google returns the Google emulator (tests inspect its Drive).
 func (s *Sandbox) Google() *googlesim.Sim { return s.google }
 
+// OIDC is the rotating OAuth2/OIDC server.
+func (s *Sandbox) OIDC() *oauthsim.Sim { return s.oidc }
+
 // Notion returns the Notion emulator (tests look up seeded page ids).
 func (s *Sandbox) Notion() *notionsim.Sim { return s.notion }
 

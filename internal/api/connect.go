@@ -49,6 +49,18 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 // provider with a single-use state.
 func (a *API) connectRedirect(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("session")
+	// Chat apps and mail scanners fetch links before people do. The first
+	// browser to open a link owns it, so those fetches must not open it:
+	// HEAD and known link-preview agents get a page, not the flow.
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if isLinkPreview(r.UserAgent()) {
+		a.page(w, http.StatusOK, "Sign-in link", "This link lets you connect an account for an app. Open it in your browser to continue.")
+		return nil
+	}
 	var have string
 	if c, err := r.Cookie(broker.CookieName(id)); err == nil {
 		have = c.Value
@@ -191,4 +203,21 @@ func htmlSecurityHeaders(h http.Header) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// linkPreviewAgents are User-Agent fragments of link unfurlers and mail
+// scanners (lower case).
+var linkPreviewAgents = []string{"bot", "preview", "facebookexternalhit", "whatsapp", "slack", "skypeuripreview", "embedly", "iframely",
+	"vkshare", "pinterest", "outlook", "microsoft office", "google-pagerenderer", "mattermost", "linkexpander", "redditbot", "teams"}
+
+// isLinkPreview reports whether ua looks like something that fetches links
+// to preview or scan them rather than a person's browser.
+func isLinkPreview(ua string) bool {
+	ua = strings.ToLower(ua)
+	for _, frag := range linkPreviewAgents {
+		if strings.Contains(ua, frag) {
+			return true
+		}
+	}
+	return false
 }

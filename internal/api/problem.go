@@ -30,6 +30,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *authgate.Error
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.As(err, &ae) && ae.Class == authgate.ClassInternal:
+		// Internal details (key ids, which key is missing) are for the
+		// operator's log, not for a tenant's API caller.
+		a.log.ErrorContext(r.Context(), "internal error", slog.String("request_id", requestID(r.Context())),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", ae.Error()))
+		ae = authgate.Errorf(authgate.ClassInternal, "internal error (request id %s); the operator's log says more", requestID(r.Context()))
 	case errors.As(err, &ae):
 	case errors.As(err, &tooBig):
 		ae = authgate.Errorf(authgate.ClassPayloadTooLarge, "request body is larger than %d bytes", tooBig.Limit)

@@ -197,3 +197,33 @@ func TestReturnURLsMatchedByOriginAndPath(t *testing.T) {
 		t.Errorf("allowed return_url: %d %v", status, res)
 	}
 }
+
+// TestLinkPreviewsDoNotOpenTheLink: a chat app's unfurler or a HEAD request
+// fetching a connect link first must not bind it to themselves; the person
+// who opens it afterwards completes the flow.
+func TestLinkPreviewsDoNotOpenTheLink(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	_, s := f.api(t, "POST", "/v1/connect-sessions", map[string]any{"user_id": "unfurled", "provider": "google"})
+	link, id := s["connect_url"].(string), s["id"].(string)
+	for _, ua := range []string{"Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", "facebookexternalhit/1.1", "SkypeUriPreview Preview/0.5"} {
+		req, _ := http.NewRequest("GET", link, nil)
+		req.Header.Set("User-Agent", ua)
+		resp, err := browser().Do(req)
+		if err != nil || resp.StatusCode != 200 || resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("Location") != "" {
+			t.Fatalf("%s: %v %v %v", ua, err, resp.StatusCode, resp.Header)
+		}
+		resp.Body.Close()
+	}
+	resp, err := browser().Head(link)
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("HEAD: %v %v", err, resp.Header)
+	}
+	if _, st := f.api(t, "GET", "/v1/connect-sessions/"+id, nil); st["opened"] != false {
+		t.Fatalf("previews opened the link: %v", st)
+	}
+	hc := browser()
+	if status, res := callback(t, hc, f.consentIn(t, hc, link, sandbox.Choice{Account: "person@acme.example"})); status != 200 {
+		t.Fatalf("the person after the previews: %d %v", status, res)
+	}
+}

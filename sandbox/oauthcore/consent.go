@@ -160,6 +160,11 @@ type AuthorizeRequest struct {
 // either are shown on the provider's page and never reach the redirect URI
 // (RFC 6749 §4.1.2.1). It reports false after answering the request itself.
 func (s *Server) StartAuthorize(w http.ResponseWriter, r *http.Request, o AuthorizeOptions) (*AuthorizeRequest, bool) {
+	if len(r.URL.RawQuery) > MaxAuthorizeQuery {
+		// Providers' front ends refuse such URLs before any OAuth logic.
+		http.Error(w, "414. The requested URL is too large to process.", http.StatusRequestURITooLong)
+		return nil, false
+	}
 	q := r.URL.Query()
 	client, err := s.Client(q.Get("client_id"))
 	if err != nil {
@@ -182,3 +187,6 @@ func (a *AuthorizeRequest) Back(w http.ResponseWriter, r *http.Request, v url.Va
 	}
 	RedirectWith(w, r, a.Redirect, v)
 }
+
+// MaxAuthorizeQuery bounds an authorization request's query string (bytes).
+const MaxAuthorizeQuery = 8 << 10

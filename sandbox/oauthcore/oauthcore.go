@@ -828,14 +828,35 @@ func (s *Server) SavePending(params url.Values) string {
 		s.pending = map[string]*Pending{}
 	}
 	now := s.now()
-	for k, p := range s.pending {
-		if now.After(p.expiresAt) {
-			delete(s.pending, k)
+	if len(s.pending) >= MaxPending {
+		// Sweep only when full (a sweep per insert made floods quadratic),
+		// then drop the oldest: a local test fixture must not grow without
+		// bound because something fetched its authorize URL in a loop.
+		var oldest string
+		for k, p := range s.pending {
+			if now.After(p.expiresAt) {
+				delete(s.pending, k)
+			} else if oldest == "" || p.expiresAt.Before(s.pending[oldest].expiresAt) {
+				oldest = k
+			}
+		}
+		if len(s.pending) >= MaxPending && oldest != "" {
+			delete(s.pending, oldest)
 		}
 	}
 	s.pending[id] = &Pending{ID: id, Params: params, expiresAt: now.Add(s.cfg.CodeTTL)}
 	return id
 }
+
+// PendingCount is how many authorization requests wait at a consent page.
+func (s *Server) PendingCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+// MaxPending bounds the authorization requests waiting at a consent page.
+const MaxPending = 1000
 
 // TakePending removes and returns a pending authorization request.
 func (s *Server) TakePending(id string) (url.Values, bool) {

@@ -211,9 +211,6 @@ func TestSecondProcessSharesTheSandbox(t *testing.T) {
 	b := serve(t, dir)
 	defer a.stop(t)
 	defer b.stop(t)
-	if !strings.Contains(b.stderr.String(), "using it instead of mounting a second one") {
-		t.Fatalf("the second process did not share the sandbox:\n%s", b.stderr.String())
-	}
 	hc := &http.Client{}
 	cred := connectOIDC(t, hc, a, a.URL, "shared@example.com")
 	var first struct {
@@ -228,5 +225,9 @@ func TestSecondProcessSharesTheSandbox(t *testing.T) {
 	}
 	if r := call(t, hc, "GET", b.URL+"/v1/credentials/"+cred, a.AdminKey, ""); !strings.Contains(r.body, `"status":"active"`) {
 		t.Fatalf("credential after refresh via b: %s", r.body)
+	}
+	b.stop(t) // stderr is complete once the process has exited
+	if !strings.Contains(b.stderr.String(), "using it instead of mounting a second one") {
+		t.Fatalf("the second process did not share the sandbox:\n%s", b.stderr.String())
 	}
 }

@@ -32,9 +32,6 @@ func TestServeZeroConfig(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(dir, "authgate.db")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("database file: %v; want it created 0600", err)
 	}
-	if !strings.Contains(p.stderr.String(), "generated a new master key file") {
-		t.Fatalf("no warning about the generated key file:\n%s", p.stderr.String())
-	}
 	hc := &http.Client{}
 	if r := call(t, hc, "GET", p.URL+"/healthz", "", ""); r.status != 200 {
 		t.Fatalf("healthz %d %s", r.status, r.body)
@@ -45,6 +42,11 @@ func TestServeZeroConfig(t *testing.T) {
 		t.Fatalf("import %d %s", imp.status, imp.body)
 	}
 	p.stop(t)
+	// Read after exit: stderr is a pipe of its own, not ordered with the
+	// stdout line serve() waited for.
+	if !strings.Contains(p.stderr.String(), "generated a new master key file") {
+		t.Fatalf("no warning about the generated key file:\n%s", p.stderr.String())
+	}
 
 	again := serve(t, dir)
 	if again.AdminKey != "" || strings.Contains(again.stdout.String(), "admin key") {

@@ -264,12 +264,15 @@ func refreshStorm(t *testing.T, dir string, env ...string) {
 		// copy of the new tokens with it. authgate must then find out
 		// (introspection) instead of presenting the retired token, which
 		// the provider counts as reuse. Anything else is a failure.
-		evs := call(t, hc, "GET", p.URL+"/v1/credentials/"+id+"/events", key, "")
-		if c.StatusReason == "invalid_grant" && strings.Contains(evs.body, `"refresh_token_inactive"`) {
+		evs := allEvents(t, hc, p.URL, key, id)
+		if c.StatusReason == "invalid_grant" && strings.Contains(evs, `"refresh_token_inactive"`) {
 			lost++
 			continue
 		}
-		t.Errorf("credential %s ended %s (%s); want active\nevents: %s", id, c.Status, c.StatusReason, evs.body)
+		if len(evs) > 4000 {
+			evs = "…" + evs[len(evs)-4000:] // the end is what explains the state
+		}
+		t.Errorf("credential %s ended %s (%s); want active\nlast events: %s", id, c.Status, c.StatusReason, evs)
 	}
 	t.Logf("storm: %d of %d credentials lost their rotated tokens with a killed process (found by introspection, never presented again)", lost, len(creds))
 	if lost > killed {
@@ -457,4 +460,22 @@ func refreshCallTime(t *testing.T, hc *http.Client, base string) (sum, count flo
 		}
 	}
 	return sum, count
+}
+
+// allEvents concatenates every page of a credential's events.
+func allEvents(t *testing.T, hc *http.Client, base, key, id string) string {
+	var all strings.Builder
+	after := int64(0)
+	for range 1000 {
+		r := call(t, hc, "GET", fmt.Sprintf("%s/v1/credentials/%s/events?limit=1000&after=%d", base, id, after), key, "")
+		all.WriteString(r.body)
+		var page struct {
+			NextAfter int64 `json:"next_after"`
+		}
+		if json.Unmarshal([]byte(r.body), &page) != nil || page.NextAfter == 0 {
+			break
+		}
+		after = page.NextAfter
+	}
+	return all.String()
 }

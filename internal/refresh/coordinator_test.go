@@ -437,3 +437,29 @@ func TestOtherTenantNeverWaitsOnAFlight(t *testing.T) {
 		t.Fatalf("tenant A: %d %v", r.status, r.body)
 	}
 }
+
+// TestRejectingAFreshTokenIsRateLimited: a worker that reports every new
+// token as rejected cannot make the refresher rotate in a loop: a token
+// fetched under two seconds ago is not refreshed because of a report.
+func TestRejectingAFreshTokenIsRateLimited(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	cred := f.oidcCred(t, "loop@example.com", 3600)
+	r := f.token(t, http.DefaultClient, cred.ID, fmt.Sprintf(`{"rejected_fingerprint":%q}`, cred.AccessTokenFingerprint))
+	if r.status != 200 {
+		t.Fatalf("first report: %d %v", r.status, r.body)
+	}
+	fresh := r.body["fingerprint"].(string)
+	r = f.token(t, http.DefaultClient, cred.ID, fmt.Sprintf(`{"rejected_fingerprint":%q}`, fresh))
+	if r.status != 502 || r.body["type"] != "transient" || r.body["retry_after"] == nil {
+		t.Fatalf("report of a token fetched just now: %d %v", r.status, r.body)
+	}
+	if c := f.sb().Counters()["oidc"]; c.Refreshes != 1 {
+		t.Fatalf("%d refreshes; want 1", c.Refreshes)
+	}
+	f.clock.Advance(3 * time.Second)
+	if r := f.token(t, http.DefaultClient, cred.ID, fmt.Sprintf(`{"rejected_fingerprint":%q}`, fresh)); r.status != 200 || r.body["fingerprint"] == fresh {
+		t.Fatalf("report after the cooldown: %d %v", r.status, r.body)
+	}
+	f.assertHealthy(t, cred.ID)
+}

@@ -27,6 +27,10 @@ type flight struct {
 	err       error
 }
 
+// rejectCooldown is how old a token must be before a report that the
+// provider rejected it triggers a refresh.
+const rejectCooldown = 2 * time.Second
+
 // maxRounds bounds how often one caller waits for a flight whose result did
 // not suit it (another tenant's, a shorter window, a token it was told is
 // rejected).
@@ -149,6 +153,16 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 		if now.Before(quarantine) {
 			return nil, false, inDoubt(id, p, quarantine.Sub(now))
 		}
+		if f.rejected != "" && l.LastRefreshedAt != nil && now.Sub(*l.LastRefreshedAt) < rejectCooldown {
+			// A token fetched a moment ago and already "rejected" is more
+			// likely a caller's bug (or the provider's propagation delay)
+			// than a revocation; refreshing on every such report would let
+			// one broken worker rotate the credential in a loop.
+			ae := authgate.Errorf(authgate.ClassTransient, "the %s token reported rejected was fetched %s ago; ask again shortly (if the provider keeps rejecting fresh tokens, check the API call and its scopes)",
+				p.DisplayName, now.Sub(*l.LastRefreshedAt).Round(time.Millisecond))
+			ae.CredentialID, ae.RetryAfter = id, authgate.Duration(time.Second)
+			return nil, false, ae
+		}
 		if !l.HasRefreshToken {
 			return r.noRefreshToken(ctx, f, id, p)
 		}
@@ -265,7 +279,7 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 			r.cfg.Logger.Warn("introspection before taking over a stopped refresh failed; refreshing anyway", slog.String("credential_id", string(id)), slog.String("error", ierr.Error()))
 		case !active:
 			fail := vault.Failure{Class: authgate.ClassReauthRequired, ErrorCode: "refresh_token_inactive", Attempt: 0, RefreshFP: l.RefreshToken.Fingerprint(), Actor: "refresher",
-				Description: "a refresh by a process that stopped before storing the answer already used this refresh token; not presented again (that would revoke the whole token family)"}
+				Description: "a refresh whose answer never reached the store (a process that stopped mid-refresh, or a provider that answered after the token timeout) already used this refresh token; not presented again (that would revoke the whole token family)"}
 			c, err := r.cfg.Vault.MarkReauthRequired(ctx, f.tenant, id, authgate.StatusReasonInvalidGrant, &fail)
 			if errors.Is(err, vault.ErrStale) {
 				return nil, false, true, nil
@@ -273,7 +287,7 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 			if err != nil {
 				return nil, false, false, err
 			}
-			ae := authgate.Errorf(authgate.ClassReauthRequired, "the %s connection's newest tokens were lost with a process that stopped mid-refresh; reconnect to continue", p.DisplayName)
+			ae := authgate.Errorf(authgate.ClassReauthRequired, "the %s connection's newest tokens never reached authgate (a process stopped mid-refresh, or the provider answered after the timeout); reconnect to continue", p.DisplayName)
 			ae.CredentialID = c.ID
 			return nil, false, false, ae
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A database whose key file went missing refuses to start: one line naming
@@ -64,6 +65,11 @@ func TestConfigurationRefusedWithoutSecrets(t *testing.T) {
 // before it still gets tokens, by refresh, after.
 func TestSandboxStateSurvivesRestart(t *testing.T) {
 	t.Parallel()
+	t.Run("graceful", func(t *testing.T) { t.Parallel(); sandboxStateSurvives(t, false) })
+	t.Run("kill -9", func(t *testing.T) { t.Parallel(); sandboxStateSurvives(t, true) })
+}
+
+func sandboxStateSurvives(t *testing.T, crash bool) {
 	dir := t.TempDir()
 	p := serve(t, dir)
 	jar, _ := cookiejar.New(nil)
@@ -99,8 +105,26 @@ func TestSandboxStateSurvivesRestart(t *testing.T) {
 	if err := json.Unmarshal([]byte(tr.body), &tok); err != nil || tok.AccessToken == "" {
 		t.Fatalf("token %d %s", tr.status, tr.body)
 	}
-	p.stop(t)
-	if _, err := os.Stat(filepath.Join(dir, "authgate.db.sandbox.json")); err != nil {
+	stateFile := filepath.Join(dir, "authgate.db.sandbox.json")
+	if crash {
+		// The mounted sandbox saves every 2 s while its state changes: wait
+		// (bounded) for the save that holds the new token, then kill -9.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if b, err := os.ReadFile(stateFile); err == nil && strings.Contains(string(b), tok.AccessToken) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the sandbox state was not saved within 15 s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	} else {
+		p.stop(t)
+	}
+	if _, err := os.Stat(stateFile); err != nil {
 		t.Fatalf("no sandbox state file: %v", err)
 	}
 

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/authgate/authgate/sandbox/fault"
@@ -82,6 +83,10 @@ type provider interface {
 
 // Sandbox is a running emulator.
 type Sandbox struct {
+	// The last state SaveFile wrote (AutoSave skips unchanged states).
+	saveMu    sync.Mutex
+	saved     []byte
+	savedPath string
 	faults    *fault.Registry
 	providers map[string]provider
 	order     []string

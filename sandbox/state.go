@@ -1,12 +1,15 @@
 package sandbox
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/authgate/authgate/sandbox/googlesim"
 	"github.com/authgate/authgate/sandbox/notionsim"
@@ -37,6 +40,11 @@ func (s *Sandbox) SaveFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("sandbox state: %w", err)
 	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if s.savedPath == path && bytes.Equal(s.saved, data) {
+		return nil // unchanged since the last save
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".sandbox-state-*")
 	if err != nil {
 		return fmt.Errorf("sandbox state: %w", err)
@@ -57,7 +65,26 @@ func (s *Sandbox) SaveFile(path string) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("sandbox state: %w", err)
 	}
+	s.saved, s.savedPath = data, path
 	return nil
+}
+
+// AutoSave saves the state to path every interval while it changes, until
+// ctx ends: a crash (kill -9) loses at most one interval of sandbox state
+// instead of everything since the start. Errors go to report.
+func (s *Sandbox) AutoSave(ctx context.Context, path string, every time.Duration, report func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.SaveFile(path); err != nil && report != nil {
+			report(err)
+		}
+	}
 }
 
 // LoadFile restores what SaveFile wrote; a missing file is a fresh start.

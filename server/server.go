@@ -471,7 +471,8 @@ type Server struct {
 	providers catalog.Holder
 	publicURL atomic.Pointer[string]
 	// sandboxLock is held while this process owns the mounted sandbox.
-	sandboxLock *sandboxLock
+	sandboxLock  *sandboxLock
+	stopAutoSave context.CancelFunc
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -597,12 +598,27 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	return srv, nil
 }
 
-// restoreSandbox loads the mounted sandbox's state saved by Close.
+// restoreSandbox loads the mounted sandbox's state and keeps saving it
+// (every 2 s while it changes, and at Close), so a crash loses at most a
+// moment of sandbox state.
 func (s *Server) restoreSandbox() error {
+	_, statErr := os.Stat(s.cfg.SandboxStateFile)
 	if err := s.Sandbox.LoadFile(s.cfg.SandboxStateFile); err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("provider sandbox state", slog.String("file", s.cfg.SandboxStateFile))
+	if err := s.Sandbox.SaveFile(s.cfg.SandboxStateFile); err != nil {
+		return err
+	}
+	how := "loaded"
+	if statErr != nil {
+		how = "new"
+	}
+	s.cfg.Logger.Info("provider sandbox state", slog.String("file", s.cfg.SandboxStateFile), slog.String("state", how))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopAutoSave = cancel
+	go s.Sandbox.AutoSave(ctx, s.cfg.SandboxStateFile, 2*time.Second, func(err error) {
+		s.cfg.Logger.Warn("save sandbox state", slog.String("error", err.Error()))
+	})
 	return nil
 }
 
@@ -611,6 +627,9 @@ func (s *Server) restoreSandbox() error {
 func (s *Server) Close() error {
 	s.drain()
 	var err error
+	if s.stopAutoSave != nil {
+		s.stopAutoSave()
+	}
 	if s.Sandbox != nil {
 		if err = s.Sandbox.SaveFile(s.cfg.SandboxStateFile); err != nil {
 			s.cfg.Logger.Warn("save sandbox state", slog.String("error", err.Error()))

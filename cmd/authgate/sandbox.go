@@ -29,8 +29,9 @@ preset consent, inject faults (revoke, expire_access_tokens, drop_scope,
 admin_policy, unshare, invalid_grant_next, rate_limit, server_error, latency,
 clock_offset) and read counters. GET /sandbox/admin/providers lists every
 endpoint and default client. Everything is kept in memory; with --state FILE the
-clients, grants and live tokens are loaded from FILE at start and saved to it on
-shutdown, so connected apps keep working across restarts.`,
+clients, grants and live tokens are loaded from FILE at start and saved to it every
+2 seconds while they change and on shutdown, so connected apps keep working across
+restarts, crashes included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(os.Getenv("AUTHGATE_LOG_LEVEL"), os.Getenv("AUTHGATE_LOG_FORMAT"), os.Stderr)
@@ -42,6 +43,14 @@ shutdown, so connected apps keep working across restarts.`,
 				if err := sb.LoadFile(stateFile); err != nil {
 					return err
 				}
+				// Save at once: a path that cannot be written fails now,
+				// not at shutdown with the state lost.
+				if err := sb.SaveFile(stateFile); err != nil {
+					return err
+				}
+				actx, stop := context.WithCancel(cmd.Context())
+				defer stop()
+				go sb.AutoSave(actx, stateFile, 2*time.Second, func(err error) { log.Warn("save sandbox state", slog.String("error", err.Error())) })
 			}
 			mux := http.NewServeMux()
 			server.MountSandbox(mux, sb)
@@ -73,6 +82,6 @@ shutdown, so connected apps keep working across restarts.`,
 	}
 	cmd.Flags().StringVar(&addr, "addr", envOr("AUTHGATE_SANDBOX_ADDR", "127.0.0.1:9090"), "listen address [$AUTHGATE_SANDBOX_ADDR]")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "make generated tokens and ids deterministic")
-	cmd.Flags().StringVar(&stateFile, "state", "", "load the sandbox's state from FILE at start and save it there on shutdown")
+	cmd.Flags().StringVar(&stateFile, "state", "", "load the sandbox's state from FILE at start and keep saving it there (every 2 s while it changes, and on shutdown)")
 	return cmd
 }

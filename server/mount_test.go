@@ -27,8 +27,9 @@ func TestSandboxMountRules(t *testing.T) {
 		{"zero config on loopback", server.Config{Addr: "127.0.0.1:0"}, true, ""},
 		{"providers file only", server.Config{Addr: "127.0.0.1:0", ProvidersFile: providers}, false, ""},
 		{"real google", server.Config{Addr: "127.0.0.1:0", Providers: map[string]server.ProviderCredentials{"google": {ClientID: "a", ClientSecret: "b"}}}, false, ""},
-		{"public address", server.Config{Addr: "0.0.0.0:0"}, false, "not mounted"},
-		{"public address, switched on", server.Config{Addr: "0.0.0.0:0", Sandbox: server.SandboxOn}, true, "NON-LOOPBACK"},
+		{"public address", server.Config{Addr: "0.0.0.0:0", PublicURL: "http://192.0.2.10:8080"}, false, "not mounted"},
+		{"public address, switched on", server.Config{Addr: "0.0.0.0:0", PublicURL: "http://192.0.2.10:8080", Sandbox: server.SandboxOn}, true, "NON-LOOPBACK"},
+		{"loopback behind a public URL (a reverse proxy)", server.Config{Addr: "127.0.0.1:0", PublicURL: "https://auth.example.com"}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

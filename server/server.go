@@ -195,8 +195,12 @@ func (c Config) loopbackAddr() bool {
 
 // Validate reports the first configuration mistake, naming the setting.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
 		return fmt.Errorf("addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr)
+	}
+	if ip := net.ParseIP(host); (host == "" || (ip != nil && ip.IsUnspecified())) && c.PublicURL == "" {
+		return fmt.Errorf("addr %q listens on every interface, so authgate cannot tell which URL browsers and providers use to reach it: set AUTHGATE_PUBLIC_URL (e.g. https://auth.example.com); connect links and the /oauth/callback redirect URI are built from it", c.Addr)
 	}
 	if !isPostgres(c.Database) {
 		if _, err := sqlitePath(c.Database); err != nil {
@@ -704,6 +708,12 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 	if err != nil {
 		return err
 	}
+	return s.ServeListener(ctx, ln, ready)
+}
+
+// ServeListener is ListenAndServe on a listener the caller opened (before
+// Open, so that a taken port fails before anything is created).
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener, ready func(addr net.Addr)) error {
 	if s.cfg.PublicURL == "" {
 		if err := s.SetPublicURL("http://" + ln.Addr().String()); err != nil {
 			ln.Close()

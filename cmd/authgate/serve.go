@@ -26,15 +26,26 @@ func newServeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			cfg.Addr = addr
+			if err := cfg.WithDefaults().Validate(); err != nil {
+				return err
+			}
+			// Listen first: a taken port fails before a database, a key file
+			// or a once-only admin key is created.
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w (another process has the port? choose one with --addr)", addr, err)
+			}
+			cfg.Addr = ln.Addr().String() // the real port when --addr ends in :0
 			out := cmd.OutOrStdout()
 			key := &keyCatcher{w: out}
 			cfg.Stdout = key
 			srv, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
+				ln.Close()
 				return err
 			}
 			defer srv.Close()
-			return srv.ListenAndServe(cmd.Context(), func(a net.Addr) {
+			return srv.ServeListener(cmd.Context(), ln, func(a net.Addr) {
 				fmt.Fprintf(out, "authgate is serving on http://%s (Ctrl-C stops it)\n", a)
 				if f, ok := out.(*os.File); ok && isTerminal(f) {
 					nextSteps(out, srv.PublicURL(), key.get(), srv.Sandbox != nil)

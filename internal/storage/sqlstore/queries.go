@@ -100,7 +100,8 @@ func (q Queries) SealedKeyIDs(ctx context.Context) ([]string, error) {
 		return id, q.mapErr(s.Scan(&id))
 	}, `SELECT access_token_kid FROM credentials WHERE access_token_ct IS NOT NULL
 		UNION SELECT refresh_token_kid FROM credentials WHERE refresh_token_ct IS NOT NULL
-		UNION SELECT verifier_kid FROM connect_sessions WHERE verifier_ct IS NOT NULL`)
+		UNION SELECT verifier_kid FROM connect_sessions WHERE verifier_ct IS NOT NULL
+		UNION SELECT secret_kid FROM webhook_endpoints`)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,13 @@ type RunQueries interface {
 	// WebhookEndpointDelete removes an endpoint; ErrNotFound if the tenant
 	// has no such endpoint. Its stored deliveries are deleted with it.
 	WebhookEndpointDelete(ctx context.Context, p WebhookEndpointDeleteParams) error
+	// WebhookEndpointListSealedNotWith lists endpoints whose secret is sealed
+	// with a key other than KeyID, across tenants, by id (key rotation).
+	WebhookEndpointListSealedNotWith(ctx context.Context, p WebhookEndpointListSealedNotWithParams) ([]*WebhookEndpoint, error)
+	// WebhookEndpointReseal replaces an endpoint's sealed secret if it is
+	// still sealed with OldKeyID; ErrNotFound if the endpoint is gone,
+	// ErrVersionConflict if the secret changed meanwhile.
+	WebhookEndpointReseal(ctx context.Context, p WebhookEndpointResealParams) error
 
 	// WebhookDeliveryInsert stores a delivery before anything is sent, so a
 	// restart loses none.
@@ -220,6 +227,20 @@ type WebhookEndpoint struct {
 type WebhookEndpointDeleteParams struct {
 	TenantID authgate.TenantID
 	ID       authgate.WebhookEndpointID
+}
+
+// WebhookEndpointListSealedNotWithParams pages endpoints needing re-encryption.
+type WebhookEndpointListSealedNotWithParams struct {
+	KeyID   string
+	AfterID authgate.WebhookEndpointID
+	Limit   int
+}
+
+// WebhookEndpointResealParams carries a new ciphertext for the same secret.
+type WebhookEndpointResealParams struct {
+	ID       authgate.WebhookEndpointID
+	OldKeyID string
+	Secret   keyring.Sealed
 }
 
 // WebhookDelivery is one event for one endpoint, stored before it is sent.

@@ -268,14 +268,33 @@ func (q Queries) WebhookEndpointInsert(ctx context.Context, e *storage.WebhookEn
 	return q.mapErr(err)
 }
 
+const endpointColumns = `id, tenant_id, url, secret_kid, secret_ct, created_at`
+
+func (q Queries) scanEndpoint(s Row) (*storage.WebhookEndpoint, error) {
+	var e storage.WebhookEndpoint
+	if err := s.Scan(&e.ID, &e.TenantID, &e.URL, &e.Secret.KeyID, &e.Secret.Data, at(&e.CreatedAt)); err != nil {
+		return nil, q.mapErr(err)
+	}
+	return &e, nil
+}
+
 func (q Queries) WebhookEndpointList(ctx context.Context, tenant authgate.TenantID) ([]*storage.WebhookEndpoint, error) {
-	return queryRows(ctx, q, q.R, func(s Row) (*storage.WebhookEndpoint, error) {
-		var e storage.WebhookEndpoint
-		if err := s.Scan(&e.ID, &e.TenantID, &e.URL, &e.Secret.KeyID, &e.Secret.Data, at(&e.CreatedAt)); err != nil {
-			return nil, q.mapErr(err)
-		}
-		return &e, nil
-	}, `SELECT id, tenant_id, url, secret_kid, secret_ct, created_at FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id`, tenant)
+	return queryRows(ctx, q, q.R, q.scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id`, tenant)
+}
+
+func (q Queries) WebhookEndpointListSealedNotWith(ctx context.Context, p storage.WebhookEndpointListSealedNotWithParams) ([]*storage.WebhookEndpoint, error) {
+	return queryRows(ctx, q, q.R, q.scanEndpoint, `SELECT `+endpointColumns+` FROM webhook_endpoints
+		WHERE id`+q.D.ByteOrder+` > $1 AND secret_kid <> $2 ORDER BY id`+q.D.ByteOrder+` LIMIT $3`,
+		p.AfterID, p.KeyID, storage.ClampLimit(p.Limit, 500, 5000))
+}
+
+func (q Queries) WebhookEndpointReseal(ctx context.Context, p storage.WebhookEndpointResealParams) error {
+	if p.Secret.IsZero() {
+		return errors.New("webhook endpoint: no sealed secret")
+	}
+	n, err := q.W.Exec(ctx, `UPDATE webhook_endpoints SET secret_kid = $1, secret_ct = $2 WHERE id = $3 AND secret_kid = $4`,
+		p.Secret.KeyID, p.Secret.Data, p.ID, p.OldKeyID)
+	return q.casResult(ctx, n, err, "webhook_endpoints", string(p.ID))
 }
 
 func (q Queries) WebhookEndpointDelete(ctx context.Context, p storage.WebhookEndpointDeleteParams) error {

@@ -292,6 +292,26 @@ func testWebhooks(t *testing.T, s storage.Store) {
 		t.Fatalf("SealedKeyIDs = %v, %v; want the webhook secret's key among them", ids, err)
 	}
 
+	// Key rotation finds the secret and re-seals it once.
+	old, err := s.WebhookEndpointListSealedNotWith(ctx, storage.WebhookEndpointListSealedNotWithParams{KeyID: "k2"})
+	if err != nil || len(old) != 1 || old[0].ID != ep.ID {
+		t.Fatalf("WebhookEndpointListSealedNotWith = %v, %v", old, err)
+	}
+	resealed := keyring.Sealed{KeyID: "k2", Data: []byte{7, 7}}
+	if err := s.WebhookEndpointReseal(ctx, storage.WebhookEndpointResealParams{ID: ep.ID, OldKeyID: "kw", Secret: resealed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WebhookEndpointReseal(ctx, storage.WebhookEndpointResealParams{ID: ep.ID, OldKeyID: "kw", Secret: resealed}); !errors.Is(err, storage.ErrVersionConflict) {
+		t.Fatalf("second reseal from the old key = %v; want ErrVersionConflict", err)
+	}
+	if err := s.WebhookEndpointReseal(ctx, storage.WebhookEndpointResealParams{ID: authgate.NewWebhookEndpointID(), OldKeyID: "kw", Secret: resealed}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("reseal of a missing endpoint = %v; want ErrNotFound", err)
+	}
+	if left, _ := s.WebhookEndpointListSealedNotWith(ctx, storage.WebhookEndpointListSealedNotWithParams{KeyID: "k2"}); len(left) != 0 {
+		t.Fatalf("%d endpoints left to re-seal", len(left))
+	}
+	ep.Secret = resealed
+
 	payload := json.RawMessage(`{"type":"run.blocked_on_auth",  "run_id":"run_x"}`)
 	d := &storage.WebhookDelivery{ID: authgate.NewWebhookDeliveryID(), TenantID: tn.ID, EndpointID: ep.ID, EventType: authgate.WebhookEventRunBlockedOnAuth,
 		Payload: payload, NextAttemptAt: base, CreatedAt: base}

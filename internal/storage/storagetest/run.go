@@ -117,13 +117,20 @@ func testRuns(t *testing.T, s storage.Store) {
 	}
 }
 
-func testRunTimeline(t *testing.T, s storage.Store) {
-	ctx := context.Background()
+// tenantRun makes a tenant "acme" with a run of user u1 on a credential.
+func tenantRun(t *testing.T, s storage.Store) (storage.Tenant, *storage.Run) {
+	t.Helper()
 	tn := mustTenant(t, s, "acme")
 	c := newCredential(tn.ID, "u1")
 	mustInsert(t, s, c)
 	r := NewRun(tn.ID, "u1", c.ID)
 	mustRun(t, s, r)
+	return tn, r
+}
+
+func testRunTimeline(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn, r := tenantRun(t, s)
 	want := []storage.RunEntry{
 		{Kind: authgate.RunEntryCreated, ToState: authgate.RunStatePending},
 		{Kind: authgate.RunEntryStateChanged, FromState: authgate.RunStatePending, ToState: authgate.RunStateRunning, Reason: "preflight passed"},
@@ -163,11 +170,7 @@ func testRunTimeline(t *testing.T, s storage.Store) {
 
 func testSteps(t *testing.T, s storage.Store) {
 	ctx := context.Background()
-	tn := mustTenant(t, s, "acme")
-	c := newCredential(tn.ID, "u1")
-	mustInsert(t, s, c)
-	r := NewRun(tn.ID, "u1", c.ID)
-	mustRun(t, s, r)
+	tn, r := tenantRun(t, s)
 	start := storage.StepStartParams{TenantID: tn.ID, RunID: r.ID, Key: "create-doc", Actions: []string{"docs.create"}, IdempotencyKey: "idem-1",
 		CredentialFingerprints: map[string]string{"google": "fp1"}, At: base}
 	st, err := s.StepStart(ctx, start)

@@ -32,7 +32,13 @@ const (
 	ClassUnsupportedMedia Class = "unsupported_media_type"
 	ClassForbidden        Class = "forbidden"   // allowed to no one here (a connect link bound to another browser)
 	ClassUnavailable      Class = "unavailable" // not ready (readiness probe)
-	ClassInternal         Class = "internal"    // our bug; the detail never leaks the cause
+	// ClassWrongPrincipal: a run bound a credential of another tenant or
+	// another user; nothing was created.
+	ClassWrongPrincipal Class = "wrong_principal"
+	// ClassBlockedOnAuth: the run waits for its user to reconnect a
+	// credential (ReconnectURL); it resumes by itself afterwards.
+	ClassBlockedOnAuth Class = "blocked_on_auth"
+	ClassInternal      Class = "internal" // our bug; the detail never leaks the cause
 )
 
 // Status is the HTTP status the API answers with for this class.
@@ -62,8 +68,10 @@ func (c Class) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case ClassUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
-	case ClassForbidden:
+	case ClassForbidden, ClassWrongPrincipal:
 		return http.StatusForbidden
+	case ClassBlockedOnAuth:
+		return http.StatusConflict
 	case ClassUnavailable:
 		return http.StatusServiceUnavailable
 	}
@@ -167,6 +175,10 @@ func (c Class) title() string {
 		return "Forbidden"
 	case ClassUnavailable:
 		return "Unavailable"
+	case ClassWrongPrincipal:
+		return "Credential of another user or tenant"
+	case ClassBlockedOnAuth:
+		return "Run blocked on authorization"
 	}
 	return "Internal error"
 }

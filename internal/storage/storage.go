@@ -44,6 +44,8 @@ type Store interface {
 // Queries is every read and write the domain needs. Methods read
 // noun-then-verb with a params struct where there is more than one argument.
 type Queries interface {
+	RunQueries
+
 	TenantInsert(ctx context.Context, t Tenant) error
 	TenantGetByID(ctx context.Context, id authgate.TenantID) (Tenant, error)
 	TenantGetByName(ctx context.Context, name string) (Tenant, error)
@@ -123,7 +125,7 @@ type Queries interface {
 	APIKeyRevoke(ctx context.Context, p APIKeyRevokeParams) error
 
 	// SealedKeyIDs lists, sorted, every master-key id some stored secret
-	// (credential token or connect-session verifier) is sealed with: the
+	// (credential token, connect-session verifier, webhook secret) is sealed with: the
 	// keys this database cannot be read without.
 	SealedKeyIDs(ctx context.Context) ([]string, error)
 	// SealedSample returns one stored secret sealed with keyID (a

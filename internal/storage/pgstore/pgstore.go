@@ -3,8 +3,11 @@
 // conformance suite as sqlitestore: compare-and-swap on a version, leases
 // taken with a conditional UPDATE (row locks make exactly one taker win),
 // slot uniqueness from a UNIQUE constraint, append-only events enforced by a
-// trigger. Migrations are numbered like sqlitestore's, embedded, forward-only,
-// and applied under an advisory lock so concurrent starts apply each once.
+// trigger. The queries are sqlstore's, shared with sqlitestore; this package
+// owns the pool, the transactions, the dialect and the change feed.
+// Migrations are numbered like sqlitestore's, embedded, forward-only, in
+// PostgreSQL's own DDL, and applied under an advisory lock so concurrent
+// starts apply each once.
 //
 // Inside Store.Tx, CredentialGetByID locks the row (SELECT ... FOR UPDATE), so
 // read-then-compare-and-swap transactions on one credential run in turn, as
@@ -20,24 +23,38 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/storage/sqlstore"
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
+
+// migrationLock is the advisory lock key serialising migrations.
+const migrationLock = 0x61757468 // "auth"
+
+// dialect is PostgreSQL's side of the shared SQL: TIMESTAMPTZ columns kept
+// at microsecond precision, ids compared in byte order (COLLATE "C", not the
+// database's locale), and rows read at the start of a transaction locked
+// (FOR UPDATE) so read-modify-write transactions queue as on SQLite.
+var dialect = &sqlstore.Dialect{
+	Time:            func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
+	ByteOrder:       ` COLLATE "C"`,
+	LockInTx:        true,
+	MapErr:          mapErr,
+	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+	MigrationLock:   fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, migrationLock),
+}
 
 // Store is a PostgreSQL-backed storage.Store.
 type Store struct {
-	queries
+	sqlstore.Queries
 	pool *pgxpool.Pool
 	// listening, when set (by tests, before watching), is told the server
 	// process id of each change-feed connection once it listens.
@@ -64,7 +81,8 @@ type Options struct {
 // time a pooled connection runs it and reuses it after, so the hot reads
 // (credential by id, API key by hash) are parsed and planned once per
 // connection. Keep that default; a DSN setting default_query_exec_mode to
-// a simple or exec mode would give it up.
+// a simple or exec mode would give it up (and the JSON columns rely on the
+// prepared parameter types to take text).
 func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -86,7 +104,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("postgres: create schema: %w", err)
 		}
 	}
-	s := &Store{queries: queries{db: pool}, pool: pool}
+	s := &Store{Queries: sqlstore.Queries{R: db{pool}, W: db{pool}, D: dialect}, pool: pool}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
@@ -117,11 +135,15 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // level, and CredentialGetByID locks the row it reads until commit; a unique
 // violation surfaces as storage.ErrConflict for the caller to retry.
 func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error {
+	return s.tx(ctx, func(tx sqlstore.DB) error { return fn(sqlstore.InTransaction(tx, dialect)) })
+}
+
+func (s *Store) tx(ctx context.Context, fn func(tx sqlstore.DB) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(queries{db: tx, inTx: true}); err != nil {
+	if err := fn(db{tx}); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
 	}
@@ -133,10 +155,7 @@ func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error 
 
 // CredentialTouchBatch records every touch in one transaction.
 func (s *Store) CredentialTouchBatch(ctx context.Context, touches []storage.CredentialTouch) error {
-	if len(touches) == 0 {
-		return nil
-	}
-	return s.Tx(ctx, func(q storage.Queries) error { return q.CredentialTouchBatch(ctx, touches) })
+	return sqlstore.TouchBatchTx(ctx, s, touches)
 }
 
 func mapErr(err error) error {
@@ -153,48 +172,8 @@ func mapErr(err error) error {
 	return err
 }
 
-// migrationLock is the advisory lock key serialising migrations.
-const migrationLock = 0x61757468 // "auth"
-
+// migrate applies the embedded migrations the database lacks in one
+// transaction, after taking the advisory lock.
 func (s *Store) migrate(ctx context.Context) error {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	return s.Tx(ctx, func(q storage.Queries) error {
-		db := q.(queries).db
-		if _, err := db.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-			return err
-		}
-		if _, err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-			return err
-		}
-		for _, f := range files {
-			name := strings.TrimPrefix(f, "migrations/")
-			num, _, _ := strings.Cut(name, "_")
-			version, err := strconv.Atoi(num)
-			if err != nil {
-				return fmt.Errorf("migration %s: name must start with a number", name)
-			}
-			var n int
-			if err := db.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				continue
-			}
-			body, err := migrations.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			if _, err := db.Exec(ctx, string(body)); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if _, err := db.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return sqlstore.MigrateFS(ctx, s.tx, dialect, migrationFiles, "migrations")
 }

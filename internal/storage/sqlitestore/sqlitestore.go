@@ -8,8 +8,10 @@
 // processes, writers wait for the file lock with SQLite's busy timeout, and a
 // transaction that still cannot begin is retried with backoff until its
 // context ends. The reads on every token request (credential by id, API key
-// by hash) are prepared once at Open. Migrations are numbered, forward-only
-// and embedded.
+// by hash) are prepared once at Open. The queries themselves are
+// sqlstore's, shared with pgstore; this package owns the connections, the
+// transactions, the dialect and the change feed. Migrations are numbered,
+// forward-only and embedded, in SQLite's own DDL.
 //
 // Store is also a storage.ChangeFeed: triggers append every credential
 // change to a log table in the writing transaction, and a watcher polls
@@ -29,27 +31,36 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/storage/sqlstore"
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
 
 // busyTimeout is how long one statement waits for another process's lock.
 const busyTimeout = 10 * time.Second
 
+// dialect is SQLite's side of the shared SQL: times are INTEGER
+// microseconds since the Unix epoch, text compares bytewise already, and the
+// single write connection makes row locks unnecessary.
+var dialect = &sqlstore.Dialect{
+	Time:            func(t time.Time) any { return t.UnixMicro() },
+	MapErr:          mapErr,
+	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+}
+
 // Store is a SQLite-backed storage.Store.
 type Store struct {
-	queries
+	sqlstore.Queries
 	w, r *sql.DB
+	hot  map[string]*sql.Stmt
 	path string
 	opts options
 }
@@ -113,18 +124,23 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{queries: queries{r: r, w: w}, w: w, r: r, path: path, opts: o}
+	s := &Store{w: w, r: r, path: path, opts: o}
+	s.Queries = sqlstore.Queries{R: db{q: r}, W: db{q: w}, D: dialect}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite %s: migrate: %w", path, err)
 	}
 	// Prepared after migrating: the statements name tables migrations create.
-	hot, err := prepareHot(ctx, r)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	s.hot = map[string]*sql.Stmt{}
+	for _, query := range sqlstore.HotQueries {
+		st, err := r.PrepareContext(ctx, query)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite %s: prepare: %w", path, err)
+		}
+		s.hot[query] = st
 	}
-	s.queries.hot = hot
+	s.Queries.R = db{q: r, hot: s.hot}
 	return s, nil
 }
 
@@ -147,7 +163,11 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the prepared statements and both pools.
 func (s *Store) Close() error {
-	return errors.Join(s.queries.hot.close(), s.r.Close(), s.w.Close())
+	var errs []error
+	for _, st := range s.hot {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
 // Ping checks that the database answers a query.
@@ -159,11 +179,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // Tx runs fn in one immediate transaction on the write connection. Inside fn,
 // use only q: the Store's own methods would wait for the connection fn holds.
 func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error {
+	return s.tx(ctx, func(tx sqlstore.DB) error { return fn(sqlstore.InTransaction(tx, dialect)) })
+}
+
+func (s *Store) tx(ctx context.Context, fn func(tx sqlstore.DB) error) error {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fn(queries{r: tx, w: tx}); err != nil {
+	if err := fn(db{q: tx}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -176,10 +200,7 @@ func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error 
 // CredentialTouchBatch records every touch in one transaction: one write
 // lock and one commit for the whole batch.
 func (s *Store) CredentialTouchBatch(ctx context.Context, touches []storage.CredentialTouch) error {
-	if len(touches) == 0 {
-		return nil
-	}
-	return s.Tx(ctx, func(q storage.Queries) error { return q.CredentialTouchBatch(ctx, touches) })
+	return sqlstore.TouchBatchTx(ctx, s, touches)
 }
 
 // begin starts an immediate transaction. When another process holds the
@@ -216,6 +237,9 @@ func isBusy(err error) bool {
 }
 
 func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {
@@ -229,47 +253,9 @@ func mapErr(err error) error {
 	return err
 }
 
-// migrate applies every embedded migration newer than the database, each in
-// its own immediate transaction, so two processes starting together apply
-// each migration exactly once.
+// migrate applies the embedded migrations the database lacks in one
+// immediate transaction: the write lock it takes first makes two processes
+// starting together apply each migration exactly once.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		name := strings.TrimPrefix(f, "migrations/")
-		num, _, ok := strings.Cut(name, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return fmt.Errorf("migration %s: name must start with a number and '_'", name)
-		}
-		body, err := migrations.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		err = s.Tx(ctx, func(q storage.Queries) error {
-			tx := q.(queries).w
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, version, name, time.Now().UnixMicro())
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return sqlstore.MigrateFS(ctx, s.tx, dialect, migrationFiles, "migrations")
 }

@@ -47,6 +47,10 @@ func Run(t *testing.T, open Open) {
 		{"TxReadCAS", testTxReadCAS},
 		{"ConnectSession", testConnectSession},
 		{"ConnectSessionReseal", testConnectSessionReseal},
+		{"Runs", testRuns},
+		{"RunTimeline", testRunTimeline},
+		{"Steps", testSteps},
+		{"Webhooks", testWebhooks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,7 +59,7 @@ var layers = []struct {
 	prefixes []string
 }{
 	{0, []string{""}}, // the root vocabulary
-	{1, []string{"/internal/returnurl", "/internal/secret", "/internal/keyring", "/internal/clock", "/internal/catalog", "/internal/classify", "/internal/httprec", "/internal/loadgen", "/webhook", "/workflow"}},
+	{1, []string{"/internal/returnurl", "/internal/secret", "/internal/keyring", "/internal/clock", "/internal/catalog", "/internal/classify", "/internal/httprec", "/internal/loadgen", "/webhook", "/workflow", "/connector"}},
 	{2, []string{"/internal/storage"}},
 	{3, []string{"/internal/vault", "/internal/tenancy"}},
 	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector"}},

@@ -153,7 +153,8 @@ const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subje
 	access_token_kid, access_token_ct, access_token_fp, access_token_expires_at,
 	refresh_token_kid, refresh_token_ct, refresh_token_fp,
 	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at,
-	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at`
+	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at,
+	last_verified_at, last_verdict, last_verification`
 
 func (q queries) CredentialInsert(ctx context.Context, c *storage.Credential) error {
 	granted, err := jsonList(c.GrantedScopes)
@@ -165,7 +166,7 @@ func (q queries) CredentialInsert(ctx context.Context, c *storage.Credential) er
 		return err
 	}
 	_, err = q.db.Exec(ctx, `INSERT INTO credentials (`+credentialColumns+`) VALUES
-		($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, '', NULL)`,
+		($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, '', NULL, NULL, '', NULL)`,
 		c.ID, c.TenantID, c.UserID, c.Provider, c.WorkspaceID, c.Subject, c.Email, c.AccountType, c.Domain,
 		granted, requested, c.TokenType,
 		c.AccessToken.KeyID, blob(c.AccessToken), c.AccessTokenFP, ts(c.AccessTokenExpiresAt),
@@ -178,16 +179,22 @@ func (q queries) CredentialInsert(ctx context.Context, c *storage.Credential) er
 func scanCredential(s scanner) (*storage.Credential, error) {
 	var c storage.Credential
 	var granted, requested []byte
-	var accessExp, lastUsed, lastRefreshed, skewAt, leaseExp *time.Time
+	var accessExp, lastUsed, lastRefreshed, skewAt, leaseExp, verifiedAt *time.Time
 	var skewMS int64
+	var verification []byte
 	err := s.Scan(&c.ID, &c.TenantID, &c.UserID, &c.Provider, &c.WorkspaceID, &c.Subject, &c.Email, &c.AccountType, &c.Domain,
 		&granted, &requested, &c.TokenType,
 		&c.AccessToken.KeyID, &c.AccessToken.Data, &c.AccessTokenFP, &accessExp,
 		&c.RefreshToken.KeyID, &c.RefreshToken.Data, &c.RefreshTokenFP,
 		&c.Status, &c.StatusReason, &c.Version, &c.CreatedAt, &c.UpdatedAt, &lastUsed, &lastRefreshed,
-		&skewMS, &skewAt, &c.LeaseHolder, &leaseExp)
+		&skewMS, &skewAt, &c.LeaseHolder, &leaseExp,
+		&verifiedAt, &c.LastVerdict, &verification)
 	if err != nil {
 		return nil, mapErr(err)
+	}
+	c.LastVerifiedAt = fromTS(verifiedAt)
+	if len(verification) > 0 {
+		c.LastVerification = json.RawMessage(verification)
 	}
 	if err := json.Unmarshal(granted, &c.GrantedScopes); err != nil {
 		return nil, err
@@ -365,6 +372,21 @@ func (q queries) CredentialLeaseRenew(ctx context.Context, p storage.CredentialL
 func (q queries) CredentialLeaseRelease(ctx context.Context, p storage.CredentialLeaseParams) error {
 	_, err := q.db.Exec(ctx, `UPDATE credentials SET lease_holder = '', lease_expires_at = NULL WHERE id = $1 AND lease_holder = $2`, p.ID, p.Holder)
 	return mapErr(err)
+}
+
+func (q queries) CredentialSetVerified(ctx context.Context, p storage.CredentialSetVerifiedParams) error {
+	if !json.Valid(p.Result) {
+		return errors.New("verification result is not valid JSON")
+	}
+	tag, err := q.db.Exec(ctx, `UPDATE credentials SET last_verified_at = $1, last_verdict = $2, last_verification = $3::jsonb WHERE id = $4 AND tenant_id = $5`,
+		ts(p.At), p.Verdict, string(p.Result), p.ID, p.TenantID)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() != 1 {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 func (q queries) EventInsert(ctx context.Context, e *storage.Event) error {

@@ -181,7 +181,8 @@ const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subje
 	access_token_kid, access_token_ct, access_token_fp, access_token_expires_at,
 	refresh_token_kid, refresh_token_ct, refresh_token_fp,
 	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at,
-	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at`
+	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at,
+	last_verified_at, last_verdict, last_verification`
 
 func scopesJSON(s []string) (string, error) {
 	if s == nil {
@@ -208,7 +209,7 @@ func (q queries) CredentialInsert(ctx context.Context, c *storage.Credential) er
 		return err
 	}
 	_, err = q.w.ExecContext(ctx, `INSERT INTO credentials (`+credentialColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL, NULL, '', '')`,
 		c.ID, c.TenantID, c.UserID, c.Provider, c.WorkspaceID, c.Subject, c.Email, c.AccountType, c.Domain,
 		granted, requested, c.TokenType,
 		c.AccessToken.KeyID, blob(c.AccessToken), c.AccessTokenFP, micros(c.AccessTokenExpiresAt),
@@ -223,16 +224,22 @@ type scanner interface{ Scan(dest ...any) error }
 func scanCredential(s scanner) (*storage.Credential, error) {
 	var c storage.Credential
 	var granted, requested string
-	var accessExp, lastUsed, lastRefreshed, skewAt, leaseExp sql.NullInt64
+	var accessExp, lastUsed, lastRefreshed, skewAt, leaseExp, verifiedAt sql.NullInt64
 	var created, updated, skewMS int64
+	var verification string
 	err := s.Scan(&c.ID, &c.TenantID, &c.UserID, &c.Provider, &c.WorkspaceID, &c.Subject, &c.Email, &c.AccountType, &c.Domain,
 		&granted, &requested, &c.TokenType,
 		&c.AccessToken.KeyID, &c.AccessToken.Data, &c.AccessTokenFP, &accessExp,
 		&c.RefreshToken.KeyID, &c.RefreshToken.Data, &c.RefreshTokenFP,
 		&c.Status, &c.StatusReason, &c.Version, &created, &updated, &lastUsed, &lastRefreshed,
-		&skewMS, &skewAt, &c.LeaseHolder, &leaseExp)
+		&skewMS, &skewAt, &c.LeaseHolder, &leaseExp,
+		&verifiedAt, &c.LastVerdict, &verification)
 	if err != nil {
 		return nil, mapErr(err)
+	}
+	c.LastVerifiedAt = fromMicros(verifiedAt)
+	if verification != "" {
+		c.LastVerification = json.RawMessage(verification)
 	}
 	if err := json.Unmarshal([]byte(granted), &c.GrantedScopes); err != nil {
 		return nil, fmt.Errorf("credential %s: granted_scopes: %w", c.ID, err)
@@ -362,6 +369,21 @@ func (q queries) CredentialReseal(ctx context.Context, p storage.CredentialResea
 		return mapErr(err)
 	}
 	return q.casResult(ctx, res, p.ID, func() {})
+}
+
+func (q queries) CredentialSetVerified(ctx context.Context, p storage.CredentialSetVerifiedParams) error {
+	if !json.Valid(p.Result) {
+		return errors.New("verification result is not valid JSON")
+	}
+	res, err := q.w.ExecContext(ctx, `UPDATE credentials SET last_verified_at = ?, last_verdict = ?, last_verification = ? WHERE id = ? AND tenant_id = ?`,
+		p.At.UnixMicro(), p.Verdict, string(p.Result), p.ID, p.TenantID)
+	if err != nil {
+		return mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 func (q queries) EventInsert(ctx context.Context, e *storage.Event) error {

@@ -128,8 +128,8 @@ func (v *Verifier) Verify(ctx context.Context, tenant authgate.TenantID, id auth
 	return r.res, nil
 }
 
-// defaultActions are what a verification without actions requires: the
-// actions the minimal checks exercise.
+// defaultActions are the actions the minimal checks exercise; a
+// verification without actions requires those the credential was granted.
 var defaultActions = map[catalog.Kind][]string{
 	catalog.KindGoogle: {"drive.files.list", "docs.documents.create"},
 	catalog.KindNotion: {"notion.read"},
@@ -157,7 +157,18 @@ func (r *run) validate() error {
 		return e
 	}
 	if len(r.actions) == 0 {
-		r.actions = defaultActions[r.p.Kind]
+		// Without declared actions, verify what the credential was granted
+		// for: the default actions its stored scopes allow (all of them, to
+		// report what is missing, when they allow none).
+		defs := defaultActions[r.p.Kind]
+		for _, a := range defs {
+			if m, _ := r.p.Missing([]string{a}, r.cred.GrantedScopes); len(m) == 0 {
+				r.actions = append(r.actions, a)
+			}
+		}
+		if len(r.actions) == 0 {
+			r.actions = defs
+		}
 	}
 	return nil
 }

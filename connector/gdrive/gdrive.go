@@ -101,9 +101,14 @@ func (c *Client) List(ctx context.Context, p ListParams) (*drive.FileList, error
 	q := p.Query
 	if p.Folder != "" {
 		in := "'" + strings.ReplaceAll(p.Folder, "'", `\'`) + "' in parents"
-		if q != "" {
+		switch {
+		case strings.Contains(strings.ToLower(q), " or ") || strings.Contains(strings.ToLower(q), "not "):
+			// Only a query with or/not needs parentheses to keep the
+			// folder clause binding the whole of it.
 			q = "(" + q + ") and " + in
-		} else {
+		case q != "":
+			q += " and " + in
+		default:
 			q = in
 		}
 	}

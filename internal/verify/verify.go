@@ -122,7 +122,19 @@ func (v *Verifier) Verify(ctx context.Context, tenant authgate.TenantID, id auth
 		}
 	}
 	r.finish(ctx)
-	if _, err := v.cfg.Vault.RecordVerification(ctx, tenant, id, &r.res, r.mismatch, actor); err != nil {
+	record := func(ctx context.Context) error {
+		_, err := v.cfg.Vault.RecordVerification(ctx, tenant, id, &r.res, r.mismatch, actor)
+		return err
+	}
+	if r.mismatch != nil {
+		// A state change: made under the refresh lease, like a disconnect,
+		// so no refresh is in flight, and this process's cached copy is
+		// dropped before the next token request can be served from it.
+		err = v.cfg.Refresher.WithLease(ctx, tenant, id, record)
+	} else {
+		err = record(ctx)
+	}
+	if err != nil {
 		return authgate.Verification{}, err
 	}
 	return r.res, nil

@@ -383,3 +383,5 @@ func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/providers", nil, &out)
 	return out.Providers, err
 }
+
+func pathEscape(id CredentialID) string { return url.PathEscape(string(id)) }

@@ -107,4 +107,10 @@ type Credential struct {
 	UpdatedAt       time.Time  `json:"updated_at"`
 	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
 	LastRefreshedAt *time.Time `json:"last_refreshed_at,omitempty"`
+
+	// Connector is the connector's own state (authorized, reauth_required,
+	// revoked; verified or not), kept apart from anything about the app's
+	// own session: a user signed into the app may still have a connector
+	// that cannot act (SPEC failure 4).
+	Connector ConnectorState `json:"connector"`
 }

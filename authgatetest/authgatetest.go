@@ -7,7 +7,10 @@ package authgatetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/sandbox"
 	"github.com/authgate/authgate/server"
 )
 
@@ -111,4 +115,87 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// ConnectParams is one connect flow run as the end user.
+type ConnectParams struct {
+	UserID   string
+	Provider string
+	Actions  []string
+	Scopes   []string
+	// CredentialID makes it a reconnect.
+	CredentialID authgate.CredentialID
+	// Choice is what the user does on the sandbox's consent page.
+	Choice sandbox.Choice
+}
+
+// Connect runs a whole connect flow through the mounted sandbox as a user
+// with a browser of its own: create the connect session with the SDK, open
+// the link, consent, land on the callback. It returns the credential the
+// flow stored, with the identity the broker captured.
+func (e *Env) Connect(t testing.TB, p ConnectParams) authgate.Credential {
+	t.Helper()
+	ctx := context.Background()
+	if p.UserID == "" {
+		p.UserID = "user-1"
+	}
+	s, err := e.Client.CreateConnectSession(ctx, authgate.ConnectSessionRequest{UserID: p.UserID, Provider: p.Provider, Actions: p.Actions, Scopes: p.Scopes, CredentialID: p.CredentialID})
+	if err != nil {
+		t.Fatalf("authgatetest: connect session: %v", err)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(s.ConnectURL)
+	if err != nil {
+		t.Fatalf("authgatetest: open connect link: %v", err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("authgatetest: connect link answered %d without a redirect", resp.StatusCode)
+	}
+	back, err := sandbox.CompleteConsent(ctx, browser, loc.String(), p.Choice)
+	if err != nil {
+		t.Fatalf("authgatetest: consent: %v", err)
+	}
+	resp, err = browser.Get(back.String())
+	if err != nil {
+		t.Fatalf("authgatetest: callback: %v", err)
+	}
+	resp.Body.Close()
+	var st struct {
+		Outcome      string                `json:"outcome"`
+		CredentialID authgate.CredentialID `json:"credential_id"`
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/v1/connect-sessions/"+s.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+e.AdminKey)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("authgatetest: connect session status: %v", err)
+	}
+	defer r.Body.Close()
+	if err := json.NewDecoder(r.Body).Decode(&st); err != nil || st.CredentialID == "" {
+		t.Fatalf("authgatetest: connect flow ended %q without a credential (%v)", st.Outcome, err)
+	}
+	c, err := e.Client.Credential(ctx, st.CredentialID)
+	if err != nil {
+		t.Fatalf("authgatetest: read connected credential: %v", err)
+	}
+	return c
+}
+
+// SandboxAPI is the base URL of a sandbox API the connectors call: "drive",
+// "docs", "notion" or "slack".
+func (e *Env) SandboxAPI(name string) string {
+	switch name {
+	case "drive":
+		return e.URL + "/sandbox/google/drive/v3/"
+	case "docs":
+		return e.URL + "/sandbox/google/"
+	case "notion":
+		return e.URL + "/sandbox/notion/v1/"
+	case "slack":
+		return e.URL + "/sandbox/slack/api/"
+	}
+	return ""
 }

@@ -590,7 +590,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		SecureCookies: strings.HasPrefix(public, "https://"),
 		OnExchange:    srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
-		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics})
+		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport})
 	srv.handler = a.Handler()
 	if srv.Sandbox != nil {
 		mux := http.NewServeMux()

@@ -20,7 +20,7 @@ import (
 
 func newCredsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "creds", Short: "List and inspect stored credentials (metadata and fingerprints only)"}
-	cmd.AddCommand(newCredsListCmd(g), newCredsShowCmd(g))
+	cmd.AddCommand(newCredsListCmd(g), newCredsShowCmd(g), newCredsVerifyCmd())
 	return cmd
 }
 
@@ -62,10 +62,10 @@ func newCredsListCmd(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), all)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPROVIDER\tWORKSPACE\tACCOUNT\tSTATUS\tACCESS EXPIRES")
+			fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPROVIDER\tWORKSPACE\tACCOUNT\tCONNECTOR\tACCESS EXPIRES")
 			for _, c := range all {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.TenantID, c.UserID, c.Provider, dash(c.WorkspaceID),
-					dash(cmp.Or(c.Account.Email, c.Account.Subject)), statusText(c), timeText(c.AccessTokenExpiresAt))
+					dash(cmp.Or(c.Account.Email, c.Account.Subject)), connectorText(c.Connector), timeText(c.AccessTokenExpiresAt))
 			}
 			return tw.Flush()
 		},
@@ -109,6 +109,8 @@ func newCredsShowCmd(g *globals) *cobra.Command {
 			row("account", fmt.Sprintf("%s (subject %s)", dash(c.Account.Email), c.Account.Subject))
 			row("account type", dash(string(c.Account.Type))+domainText(c.Account.Domain))
 			row("status", statusText(c))
+			row("connector", connectorText(c.Connector))
+			row("app session", "not tracked by authgate: signing into your app says nothing about this connector")
 			row("granted scopes", dash(strings.Join(c.GrantedScopes, " ")))
 			row("requested scopes", dash(strings.Join(c.RequestedScopes, " ")))
 			row("access token", fmt.Sprintf("fp %s, expires %s", dash(c.AccessTokenFingerprint), timeText(c.AccessTokenExpiresAt)))

@@ -22,6 +22,7 @@ import (
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
+	"github.com/authgate/authgate/internal/verify"
 )
 
 // Deps is what the API calls into.
@@ -36,6 +37,8 @@ type Deps struct {
 	Broker    *broker.Broker
 	Providers Providers
 	Metrics   *Metrics
+	// Transport carries the provider calls of live verification.
+	Transport http.RoundTripper
 }
 
 // Providers lists the configured providers.
@@ -57,6 +60,7 @@ type API struct {
 	broker    *broker.Broker
 	providers Providers
 	metrics   *Metrics
+	verifier  *verify.Verifier
 }
 
 // New builds the API and its routes.
@@ -68,6 +72,13 @@ func New(d Deps) *API {
 	}
 	if a.clock == nil {
 		a.clock = clock.Real{}
+	}
+	if a.refresher != nil && a.providers != nil {
+		vc := verify.Config{Vault: a.vault, Refresher: a.refresher, Providers: a.providers, Clock: a.clock, Transport: d.Transport}
+		if a.broker != nil {
+			vc.Reconnect = a.reconnectLink
+		}
+		a.verifier = verify.New(vc)
 	}
 	a.routes()
 	return a

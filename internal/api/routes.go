@@ -20,6 +20,9 @@ func (a *API) routes() {
 	if a.refresher != nil {
 		a.mux.Handle("POST /v1/credentials/{id}/token", a.authed(a.credentialToken))
 	}
+	if a.verifier != nil {
+		a.mux.Handle("POST /v1/credentials/{id}/verify", a.authed(a.verifyCredential))
+	}
 	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))
 	a.mux.Handle("POST /v1/api-keys", a.authed(a.createAPIKey))
 	a.mux.Handle("GET /v1/api-keys", a.authed(a.listAPIKeys))

@@ -61,6 +61,10 @@ type Provider struct {
 	// Issuer it lets the broker verify them (empty: none are verified).
 	JWKSURL      string            `yaml:"jwks_url"`
 	SandboxPaths map[string]string `yaml:"sandbox_paths"`
+	// APIURLs are the base URLs of the provider's APIs the connectors call
+	// (google: drive, docs; notion; slack), by name; with the sandbox on,
+	// sandbox_paths' "api.<name>" replaces each.
+	APIURLs map[string]string `yaml:"api_urls"`
 
 	// ClientAuth is "basic" (client_secret_basic) or "post" (client_secret_post).
 	ClientAuth           string `yaml:"client_auth"`
@@ -175,6 +179,13 @@ func Load(o Options) (*Catalog, error) {
 			if p.SandboxPaths["introspection_url"] != "" {
 				p.IntrospectionURL = base + p.SandboxPaths["introspection_url"]
 			}
+			apis := map[string]string{}
+			for name := range p.APIURLs {
+				if sp, ok := p.SandboxPaths["api."+name]; ok {
+					apis[name] = base + sp
+				}
+			}
+			p.APIURLs = apis
 		} else {
 			continue
 		}
@@ -332,6 +343,9 @@ func (p *Provider) Missing(actions, granted []string) ([]string, error) {
 	sort.Strings(out)
 	return slices.Compact(out), nil
 }
+
+// APIURL returns the base URL of one of the provider's APIs ("" if none).
+func (p *Provider) APIURL(name string) string { return p.APIURLs[name] }
 
 // Expires reports whether the provider's access tokens expire; when they do,
 // an access token without a known expiry is treated as expired.

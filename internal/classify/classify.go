@@ -11,6 +11,7 @@ package classify
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -18,24 +19,38 @@ import (
 	"github.com/authgate/authgate"
 )
 
-// Operation is what was being attempted.
-type Operation string
+// Operation is what was being attempted (authgate.ProviderOperation).
+type Operation = authgate.ProviderOperation
 
 const (
-	OpAuthorize    Operation = "authorize"
-	OpCodeExchange Operation = "code_exchange"
-	OpRefresh      Operation = "refresh"
-	OpAPI          Operation = "api"
-	OpRevoke       Operation = "revoke"
+	OpAuthorize    = authgate.ProviderOpAuthorize
+	OpCodeExchange = authgate.ProviderOpCodeExchange
+	OpRefresh      = authgate.ProviderOpRefresh
+	OpAPI          = authgate.ProviderOpAPI
+	OpRevoke       = authgate.ProviderOpRevoke
 )
 
-// Valid reports whether op is known.
-func (op Operation) Valid() bool {
-	switch op {
-	case OpAuthorize, OpCodeExchange, OpRefresh, OpAPI, OpRevoke:
-		return true
-	}
-	return false
+// The parsed error lives in the root package (the public connectors return
+// it and must not import internal/); these names keep classify's vocabulary.
+type (
+	// Input is one provider response as it came off the wire.
+	Input = authgate.ProviderResponse
+	// ProviderError is one failed provider response, parsed once.
+	ProviderError = authgate.ProviderError
+	// ErrorInfo is google.rpc.ErrorInfo.
+	ErrorInfo = authgate.GoogleErrorInfo
+)
+
+// MaxBody caps the copy of a body a ProviderError keeps.
+const MaxBody = authgate.MaxProviderErrorBody
+
+// Parse is the one parser of provider responses (authgate.ParseProviderError).
+func Parse(in Input) *ProviderError { return authgate.ParseProviderError(in) }
+
+// FromCallback parses the error parameters of an authorization response; nil
+// when the callback carries no error.
+func FromCallback(provider string, q url.Values) *ProviderError {
+	return authgate.ProviderErrorFromCallback(provider, q)
 }
 
 // Policy is what to do about a class.
@@ -220,7 +235,7 @@ func google(e *ProviderError) Result {
 		}
 		return Result{} // RFC 6749 rules (generic)
 	}
-	reasons := e.reasons()
+	reasons := e.Reasons()
 	has := func(rs ...string) bool {
 		return slices.ContainsFunc(rs, func(r string) bool { return slices.Contains(reasons, r) })
 	}
@@ -368,10 +383,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// MaxRetryAfter caps a provider's Retry-After: a far-future date or a huge
-// number must not overflow the arithmetic downstream (it once surfaced as
-// retry_after: -9223372035), and no provider means "come back next year".
-const MaxRetryAfter = 24 * time.Hour
+// MaxRetryAfter caps a provider's Retry-After.
+const MaxRetryAfter = authgate.MaxProviderRetryAfter
 
 var displayNames = map[string]string{"google": "Google", "notion": "Notion", "slack": "Slack"}
 

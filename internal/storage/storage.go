@@ -97,6 +97,11 @@ type Queries interface {
 	// CredentialLeaseRelease frees the lease if Holder holds it.
 	CredentialLeaseRelease(ctx context.Context, p CredentialLeaseParams) error
 
+	// CredentialSetVerified records a live verification's time, verdict and
+	// result (JSON) on a tenant's credential, without changing its version
+	// (no token changed); ErrNotFound if there is no such credential.
+	CredentialSetVerified(ctx context.Context, p CredentialSetVerifiedParams) error
+
 	EventInsert(ctx context.Context, e *Event) error
 	EventList(ctx context.Context, p EventListParams) ([]Event, error)
 
@@ -347,9 +352,24 @@ type Credential struct {
 	ClockSkew   time.Duration
 	ClockSkewAt time.Time
 
+	// The last live verification (read-only here: see
+	// CredentialSetVerified); LastVerifiedAt zero: never verified.
+	LastVerifiedAt   time.Time
+	LastVerdict      string
+	LastVerification json.RawMessage
+
 	// The refresh lease (read-only here: see CredentialLeaseAcquire).
 	LeaseHolder    string
 	LeaseExpiresAt time.Time
+}
+
+// CredentialSetVerifiedParams is one verification's record.
+type CredentialSetVerifiedParams struct {
+	TenantID authgate.TenantID
+	ID       authgate.CredentialID
+	At       time.Time
+	Verdict  string
+	Result   json.RawMessage // a JSON object
 }
 
 // CredentialGetByIDParams selects one credential of one tenant.

@@ -293,6 +293,7 @@ func Public(r *storage.Credential) authgate.Credential {
 		LastUsedAt:              timePtr(r.LastUsedAt),
 		LastRefreshedAt:         timePtr(r.LastRefreshedAt),
 	}
+	c.Connector = authgate.ConnectorStateOf(r.Status, r.StatusReason, timePtr(r.LastVerifiedAt), authgate.Verdict(r.LastVerdict))
 	if !r.ClockSkewAt.IsZero() {
 		skew := r.ClockSkew.Seconds()
 		c.ClockSkewSeconds, c.ClockSkewAt = &skew, timePtr(r.ClockSkewAt)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	"github.com/authgate/authgate/sandbox/oauthcore"
 )
 
 // file is a Drive file. Google Docs keep their text in doc.
@@ -103,6 +105,9 @@ var (
 	filesList    = apiMethod{ID: "google.apps.drive.v3.DriveFiles.List", Service: "drive.googleapis.com", Scopes: readScopes}
 	filesGet     = apiMethod{ID: "google.apps.drive.v3.DriveFiles.Get", Service: "drive.googleapis.com", Scopes: readScopes}
 	filesCreate  = apiMethod{ID: "google.apps.drive.v3.DriveFiles.Create", Service: "drive.googleapis.com", Scopes: createScopes}
+	// files.delete accepts drive, drive.appdata and drive.file (the Drive
+	// v3 discovery document).
+	filesDelete = apiMethod{ID: "google.apps.drive.v3.DriveFiles.Delete", Service: "drive.googleapis.com", Scopes: createScopes}
 )
 
 func (s *Sim) registerDrive(mux *http.ServeMux, p string) {
@@ -113,6 +118,7 @@ func (s *Sim) registerDrive(mux *http.ServeMux, p string) {
 	// ("/upload/drive/v3/files"), whatever the endpoint option says.
 	mux.HandleFunc("POST /upload/drive/v3/files", s.filesCreate)
 	mux.HandleFunc("GET "+p+"/drive/v3/files/{id}", s.filesGet)
+	mux.HandleFunc("DELETE "+p+"/drive/v3/files/{id}", s.filesDeleteHandler)
 }
 
 func utf16Len(s string) int { return len(utf16.Encode([]rune(s))) }
@@ -355,4 +361,28 @@ func (s *Sim) filesCreate(w http.ResponseWriter, r *http.Request) {
 		sel = fieldSel{"kind": nil, "id": nil, "name": nil, "mimeType": nil}
 	}
 	s.writeOK(w, c, http.StatusOK, sel.apply(res))
+}
+
+// filesDeleteHandler is files.delete: the file is gone for good (not
+// trashed) and Drive answers 204 with an empty body; a file the caller
+// cannot see is the usual 404.
+func (s *Sim) filesDeleteHandler(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.apiAuth(w, r, filesDelete)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	s.mu.Lock()
+	f := s.files[id]
+	if !c.visible(f) {
+		s.mu.Unlock()
+		s.notFound(w, c, id)
+		return
+	}
+	delete(s.files, id)
+	s.mu.Unlock()
+	w.Header().Set("Vary", "Origin, X-Origin")
+	w.Header().Set("Server", "ESF")
+	oauthcore.SetDate(w, s.providerNow())
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -262,6 +262,7 @@ func (s *Sim) revoke(w http.ResponseWriter, r *http.Request) {
 
 // userinfo answers the OIDC userinfo endpoint.
 func (s *Sim) userinfo(w http.ResponseWriter, r *http.Request) {
+	s.core.CountAPI() // the identity call of a connector check is an API call
 	oauthcore.SetDate(w, s.providerNow())
 	a, err := s.core.LookupAccess(oauthcore.BearerToken(r))
 	if err != nil {

@@ -139,6 +139,16 @@ const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subje
 	access_token_kid, access_token_ct, access_token_fp, access_token_expires_at,
 	refresh_token_kid, refresh_token_ct, refresh_token_fp,
 	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at,
+	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at,
+	last_verified_at, last_verdict, last_verification`
+
+// credentialInsertColumns leave the verification columns to their defaults
+// (they differ by dialect: TEXT ” on SQLite, JSONB NULL on PostgreSQL).
+const credentialInsertColumns = `id, tenant_id, user_id, provider, workspace_id, subject, email, account_type, domain,
+	granted_scopes, requested_scopes, token_type,
+	access_token_kid, access_token_ct, access_token_fp, access_token_expires_at,
+	refresh_token_kid, refresh_token_ct, refresh_token_fp,
+	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at,
 	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at`
 
 func (q Queries) CredentialInsert(ctx context.Context, c *storage.Credential) error {
@@ -146,7 +156,7 @@ func (q Queries) CredentialInsert(ctx context.Context, c *storage.Credential) er
 	if err != nil {
 		return err
 	}
-	_, err = q.W.Exec(ctx, `INSERT INTO credentials (`+credentialColumns+`) VALUES
+	_, err = q.W.Exec(ctx, `INSERT INTO credentials (`+credentialInsertColumns+`) VALUES
 		($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, '', NULL)`,
 		c.ID, c.TenantID, c.UserID, c.Provider, c.WorkspaceID, c.Subject, c.Email, c.AccountType, c.Domain,
 		granted, requested, c.TokenType,
@@ -170,14 +180,19 @@ func (q Queries) scanCredential(s Row) (*storage.Credential, error) {
 	var c storage.Credential
 	var granted, requested []byte
 	var skewMS int64
+	var verification []byte
 	err := s.Scan(&c.ID, &c.TenantID, &c.UserID, &c.Provider, &c.WorkspaceID, &c.Subject, &c.Email, &c.AccountType, &c.Domain,
 		&granted, &requested, &c.TokenType,
 		&c.AccessToken.KeyID, &c.AccessToken.Data, &c.AccessTokenFP, at(&c.AccessTokenExpiresAt),
 		&c.RefreshToken.KeyID, &c.RefreshToken.Data, &c.RefreshTokenFP,
 		&c.Status, &c.StatusReason, &c.Version, at(&c.CreatedAt), at(&c.UpdatedAt), at(&c.LastUsedAt), at(&c.LastRefreshedAt),
-		&skewMS, at(&c.ClockSkewAt), &c.LeaseHolder, at(&c.LeaseExpiresAt))
+		&skewMS, at(&c.ClockSkewAt), &c.LeaseHolder, at(&c.LeaseExpiresAt),
+		at(&c.LastVerifiedAt), &c.LastVerdict, &verification)
 	if err != nil {
 		return nil, q.mapErr(err)
+	}
+	if len(verification) > 0 {
+		c.LastVerification = json.RawMessage(verification)
 	}
 	if err := json.Unmarshal(granted, &c.GrantedScopes); err != nil {
 		return nil, fmt.Errorf("credential %s: granted_scopes: %w", c.ID, err)
@@ -187,6 +202,23 @@ func (q Queries) scanCredential(s Row) (*storage.Credential, error) {
 	}
 	c.ClockSkew = time.Duration(skewMS) * time.Millisecond
 	return &c, nil
+}
+
+// CredentialSetVerified records a verification without bumping the version:
+// verifying changes no token and must not make a refresh lose its CAS.
+func (q Queries) CredentialSetVerified(ctx context.Context, p storage.CredentialSetVerifiedParams) error {
+	if !json.Valid(p.Result) {
+		return errors.New("verification result is not valid JSON")
+	}
+	n, err := q.W.Exec(ctx, `UPDATE credentials SET last_verified_at = $1, last_verdict = $2, last_verification = $3 WHERE id = $4 AND tenant_id = $5`,
+		q.ts(p.At), p.Verdict, string(p.Result), p.ID, p.TenantID)
+	if err != nil {
+		return q.mapErr(err)
+	}
+	if n != 1 {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 // CredentialGetByID locks the row inside a transaction where the dialect

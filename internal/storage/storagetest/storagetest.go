@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"RunTimeline", testRunTimeline},
 		{"Steps", testSteps},
 		{"Webhooks", testWebhooks},
+		{"CredentialSetVerified", testCredentialSetVerified},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1170,4 +1171,62 @@ func testChangeFeed(t *testing.T, s, other storage.Store) {
 	cas(s, m)
 	w.until(c.ID, m.ID)
 	w.until(m.ID)
+}
+
+// testCredentialSetVerified: a verification is recorded per tenant, read
+// back with every credential read, leaves the version alone (a concurrent
+// refresh must not lose its compare-and-swap to it) and survives later CAS
+// updates, which never write it.
+func testCredentialSetVerified(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	other := mustTenant(t, s, "other")
+	c := newCredential(tn.ID, "verified")
+	mustInsert(t, s, c)
+	got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+	if err != nil || !got.LastVerifiedAt.IsZero() || got.LastVerdict != "" || got.LastVerification != nil {
+		t.Fatalf("a new credential carries a verification: %+v %v", got, err)
+	}
+	at := base.Add(time.Minute)
+	result := json.RawMessage(`{"verdict":"warn","checks":[{"name":"drive.list","status":"pass"}]}`)
+	p := storage.CredentialSetVerifiedParams{TenantID: other.ID, ID: c.ID, At: at, Verdict: "warn", Result: result}
+	if err := s.CredentialSetVerified(ctx, p); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("another tenant's verification: %v; want ErrNotFound", err)
+	}
+	p.TenantID, p.ID = tn.ID, authgate.NewCredentialID()
+	if err := s.CredentialSetVerified(ctx, p); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown credential: %v; want ErrNotFound", err)
+	}
+	p.ID = c.ID
+	err = s.Tx(ctx, func(q storage.Queries) error {
+		if err := q.CredentialSetVerified(ctx, p); err != nil {
+			return err
+		}
+		return q.EventInsert(ctx, &storage.Event{TenantID: tn.ID, CredentialID: c.ID, Type: authgate.EventVerified, At: at, Actor: "test", Details: result})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		_ = json.Unmarshal(got.LastVerification, &a)
+		_ = json.Unmarshal(result, &b)
+		if !got.LastVerifiedAt.Equal(at) || got.LastVerdict != "warn" || cmp.Diff(a, b) != "" {
+			t.Fatalf("%s: verification %v %q %s", when, got.LastVerifiedAt, got.LastVerdict, got.LastVerification)
+		}
+		if got.Version != c.Version {
+			t.Fatalf("%s: version %d; want %d", when, got.Version, c.Version)
+		}
+	}
+	check("after recording")
+	c.Status, c.StatusReason = authgate.CredentialStatusReauthRequired, authgate.StatusReasonIdentityMismatch
+	if err := s.CredentialUpdateCAS(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	check("after a CAS update")
 }

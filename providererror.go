@@ -1,4 +1,4 @@
-package classify
+package authgate
 
 import (
 	"encoding/json"
@@ -13,10 +13,36 @@ import (
 	"unicode/utf8"
 )
 
-// Input is one provider response as it came off the wire.
-type Input struct {
+// ProviderOperation is what was being attempted when a provider answered.
+type ProviderOperation string
+
+const (
+	ProviderOpAuthorize    ProviderOperation = "authorize"
+	ProviderOpCodeExchange ProviderOperation = "code_exchange"
+	ProviderOpRefresh      ProviderOperation = "refresh"
+	ProviderOpAPI          ProviderOperation = "api"
+	ProviderOpRevoke       ProviderOperation = "revoke"
+)
+
+// Valid reports whether op is known.
+func (op ProviderOperation) Valid() bool {
+	switch op {
+	case ProviderOpAuthorize, ProviderOpCodeExchange, ProviderOpRefresh, ProviderOpAPI, ProviderOpRevoke:
+		return true
+	}
+	return false
+}
+
+// MaxProviderRetryAfter caps a provider's Retry-After: a far-future date or a
+// huge number must not overflow the arithmetic downstream (it once surfaced
+// as retry_after: -9223372035), and no provider means "come back next year".
+const MaxProviderRetryAfter = 24 * time.Hour
+
+// ProviderResponse is one provider response as it came off the wire: what
+// ParseProviderError reads.
+type ProviderResponse struct {
 	Provider  string
-	Operation Operation
+	Operation ProviderOperation
 	// Status is the HTTP status; 0 means no response arrived.
 	Status int
 	Header http.Header
@@ -25,20 +51,22 @@ type Input struct {
 	Now time.Time
 }
 
-// MaxBody caps the copy of a body a ProviderError keeps.
-const MaxBody = 8 << 10
+// MaxProviderErrorBody caps the copy of a body a ProviderError keeps.
+const MaxProviderErrorBody = 8 << 10
 
 // ProviderError is one failed provider response, parsed once, in the spirit
 // of oauth2.RetrieveError: every shape the providers answer in (RFC 6749
 // token errors, RFC 6750 challenges, Google's two API envelopes, Notion's
 // envelope, Slack's HTTP-200 {"ok":false}) lands in one set of fields. The
-// broker and the refresher make it with Parse; Classify reads nothing else.
+// broker, the refresher and the connectors make it with ParseProviderError;
+// internal/classify reads nothing else. It lives in the root package because
+// the public connectors return it and must not import internal/.
 //
 // Error() names the provider, operation, status and codes — never the body,
 // which could echo a token.
 type ProviderError struct {
 	Provider  string
-	Operation Operation
+	Operation ProviderOperation
 	Status    int // 0: no response (see Cause)
 	// RetryAfter is the provider's Retry-After, when it sent one.
 	RetryAfter    time.Duration
@@ -60,7 +88,7 @@ type ProviderError struct {
 	// ErrorInfo details.
 	GoogleReasons   []string
 	GoogleStatus    string
-	GoogleErrorInfo []ErrorInfo
+	GoogleErrorInfo []GoogleErrorInfo
 
 	// Notion's {"object":"error","code":…}.
 	NotionCode string
@@ -79,8 +107,8 @@ type ProviderError struct {
 	Cause error
 }
 
-// ErrorInfo is google.rpc.ErrorInfo.
-type ErrorInfo struct {
+// GoogleErrorInfo is google.rpc.ErrorInfo.
+type GoogleErrorInfo struct {
 	Reason   string
 	Domain   string
 	Metadata map[string]string
@@ -113,7 +141,7 @@ func (e *ProviderError) Code() string {
 			return c
 		}
 	}
-	for _, r := range e.reasons() {
+	for _, r := range e.Reasons() {
 		if r != "" {
 			return r
 		}
@@ -141,8 +169,8 @@ func (e *ProviderError) Failed() bool {
 	return e.Status == 0 || e.Status >= 400 || e.SlackError != "" || e.OAuthError != ""
 }
 
-// reasons lists Google's legacy reasons, then ErrorInfo reasons.
-func (e *ProviderError) reasons() []string {
+// Reasons lists Google's legacy reasons, then ErrorInfo reasons.
+func (e *ProviderError) Reasons() []string {
 	out := append([]string(nil), e.GoogleReasons...)
 	for _, d := range e.GoogleErrorInfo {
 		out = append(out, d.Reason)
@@ -150,8 +178,10 @@ func (e *ProviderError) reasons() []string {
 	return out
 }
 
-// Parse is the one parser of provider responses.
-func Parse(in Input) *ProviderError {
+// ParseProviderError is the one parser of provider responses: the classifier
+// (internal/classify), the broker, the refresher and the connectors all call
+// it, so every shape lands in the same fields once.
+func ParseProviderError(in ProviderResponse) *ProviderError {
 	e := &ProviderError{Provider: in.Provider, Operation: in.Operation, Status: in.Status}
 	h := in.Header
 	if h == nil {
@@ -164,8 +194,8 @@ func Parse(in Input) *ProviderError {
 	e.RetryAfter, e.HasRetryAfter = retryAfter(h, now)
 	e.RequestID = requestID(h)
 	body := in.Body
-	if len(body) > MaxBody {
-		body = body[:MaxBody]
+	if len(body) > MaxProviderErrorBody {
+		body = body[:MaxProviderErrorBody]
 	}
 	e.Body = append([]byte(nil), body...)
 	e.HTML = isHTML(h, in.Body)
@@ -249,20 +279,20 @@ func (e *ProviderError) parseGoogle(b json.RawMessage) {
 	}
 	for _, d := range g.Details {
 		if strings.HasSuffix(d.Type, "google.rpc.ErrorInfo") {
-			e.GoogleErrorInfo = append(e.GoogleErrorInfo, ErrorInfo{Reason: d.Reason, Domain: d.Domain, Metadata: d.Metadata})
+			e.GoogleErrorInfo = append(e.GoogleErrorInfo, GoogleErrorInfo{Reason: d.Reason, Domain: d.Domain, Metadata: d.Metadata})
 		}
 	}
 }
 
-// FromCallback parses the error parameters of an authorization response
+// ProviderErrorFromCallback parses the error parameters of an authorization response
 // (RFC 6749 §4.1.2.1): error, error_description, error_uri, and Google's
 // error_subtype. It returns nil when the callback carries no error.
-func FromCallback(provider string, q url.Values) *ProviderError {
+func ProviderErrorFromCallback(provider string, q url.Values) *ProviderError {
 	code := q.Get("error")
 	if code == "" {
 		return nil
 	}
-	return &ProviderError{Provider: provider, Operation: OpAuthorize, OAuthError: capString(code, 100),
+	return &ProviderError{Provider: provider, Operation: ProviderOpAuthorize, OAuthError: capString(code, 100),
 		OAuthDescription: capString(q.Get("error_description"), 300), OAuthSubtype: capString(q.Get("error_subtype"), 100)}
 }
 
@@ -294,10 +324,10 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second, true
+		return time.Duration(min(n, int64(MaxProviderRetryAfter/time.Second))) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), MaxRetryAfter), true
+		return min(max(t.Sub(now), 0), MaxProviderRetryAfter), true
 	}
 	return 0, false
 }

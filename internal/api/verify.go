@@ -1,0 +1,43 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/broker"
+	"github.com/authgate/authgate/internal/tenancy"
+)
+
+// maxVerifyBody caps a verify body: a few targets and actions.
+const maxVerifyBody = 16 << 10
+
+// verifyCredential runs the connector's minimal checks live and records the
+// result: 200 with the verification whatever the verdict (a failed check is
+// a finding, not an API error).
+func (a *API) verifyCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.VerifyRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, maxVerifyBody, &b); err != nil {
+			return err
+		}
+	}
+	if len(b.Actions) > 50 {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 50 actions")
+	}
+	res, err := a.verifier.Verify(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), b, p.Actor())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+// reconnectLink is a connect link that reconnects c asking for scopes.
+func (a *API) reconnectLink(ctx context.Context, tenant authgate.TenantID, c authgate.Credential, scopes []string) (string, error) {
+	s, err := a.broker.CreateSession(ctx, broker.SessionParams{TenantID: tenant, UserID: c.UserID, Provider: c.Provider, CredentialID: c.ID, Scopes: scopes,
+		ForceConsent: !c.HasRefreshToken})
+	if err != nil {
+		return "", err
+	}
+	return s.ConnectURL, nil
+}

@@ -385,3 +385,26 @@ func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
 }
 
 func pathEscape(id CredentialID) string { return url.PathEscape(string(id)) }
+
+// CreateAPIKey adds an API key to the caller's tenant; the key is in the
+// answer this once.
+func (c *Client) CreateAPIKey(ctx context.Context, name string) (NewAPIKey, error) {
+	var out NewAPIKey
+	err := c.do(ctx, http.MethodPost, "/v1/api-keys", NewAPIKeyRequest{Name: name}, &out)
+	return out, err
+}
+
+// APIKeys lists the tenant's API keys, revoked ones included.
+func (c *Client) APIKeys(ctx context.Context) ([]APIKey, error) {
+	var out struct {
+		APIKeys []APIKey `json:"api_keys"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/api-keys", nil, &out)
+	return out.APIKeys, err
+}
+
+// RevokeAPIKey revokes one of the tenant's keys; every server stops
+// accepting it within a second.
+func (c *Client) RevokeAPIKey(ctx context.Context, id APIKeyID) error {
+	return c.do(ctx, http.MethodDelete, "/v1/api-keys/"+url.PathEscape(string(id)), nil, nil)
+}

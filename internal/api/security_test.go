@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -70,5 +71,32 @@ func mustJSON(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", b, err)
+	}
+}
+
+// TestSDKAPIKeys: the Go SDK creates, lists and revokes keys, and a revoked
+// key stops working at once on the server that revoked it.
+func TestSDKAPIKeys(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	ctx := t.Context()
+	k, err := env.Client.CreateAPIKey(ctx, "sdk-worker")
+	if err != nil || !strings.HasPrefix(k.Key, "ag_") || k.Name != "sdk-worker" {
+		t.Fatalf("create: %+v %v", k, err)
+	}
+	worker := authgate.NewClient(env.URL, k.Key)
+	if _, err := worker.Credentials(ctx, authgate.CredentialFilter{}); err != nil {
+		t.Fatalf("the new key: %v", err)
+	}
+	keys, err := env.Client.APIKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("list: %+v %v", keys, err)
+	}
+	if err := env.Client.RevokeAPIKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	var ae *authgate.Error
+	if _, err := worker.Credentials(ctx, authgate.CredentialFilter{}); !errors.As(err, &ae) || ae.Class != authgate.ClassUnauthorized {
+		t.Fatalf("revoked key still works: %v", err)
 	}
 }

@@ -417,7 +417,7 @@ func (r Report) WriteTable(w io.Writer) {
 	}
 	bench("Refresher.Token (fresh)", r.RefresherToken)
 	bench("oauth2.ReuseTokenSource", r.ReuseTokenSource)
-	fmt.Fprintf(w, "Token/ReuseTokenSource: %.0fx (target <= 20x)\n\n", r.InProcessRatio)
+	fmt.Fprintf(w, "Token/ReuseTokenSource: %.1fx (target <= 20x)\n\n", r.InProcessRatio)
 
 	fmt.Fprintf(w, "credentials served (token route c%d; %d imported in %v)\n", c, r.Config.Credentials, r.ImportTime.Round(time.Millisecond))
 	row("1 credential", r.OneCredential)

@@ -675,7 +675,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.cfg.Logger.Info("shutting down", slog.Duration("timeout", s.cfg.ShutdownTimeout))
+	s.cfg.Logger.Info("shutting down: finishing requests, then waiting for refreshes in flight", slog.String("request_timeout", s.cfg.ShutdownTimeout.String()),
+		slog.String("drain_timeout", s.cfg.DrainTimeout.String()))
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)

@@ -40,7 +40,7 @@ func (m *Metrics) tokenCounter(provider, result string) prometheus.Counter {
 func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_refreshes_total", Help: "Provider refresh calls by provider and outcome (success or error class)."}, []string{"provider", "outcome"})
-	m.refreshDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "authgate_refresh_duration_seconds", Help: "Duration of provider refresh calls.", Buckets: prometheus.DefBuckets}, []string{"provider", "outcome"})
+	m.refreshDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "authgate_refresh_duration_seconds", Help: "Duration of provider refresh calls.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60}}, []string{"provider", "outcome"})
 	m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_token_requests_total", Help: "Token API requests by provider and result (served, refreshed, or an error class)."}, []string{"provider", "result"})
 	m.classifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_classifications_total", Help: "Errors classified through /v1/classify, by class."}, []string{"class"})
 	m.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_code_exchanges_total", Help: "Authorization-code exchanges by provider and outcome."}, []string{"provider", "outcome"})

@@ -100,3 +100,20 @@ func TestSDKAPIKeys(t *testing.T) {
 		t.Fatalf("revoked key still works: %v", err)
 	}
 }
+
+// TestLastKeyCannotBeRevoked: a tenant cannot lock itself out through the API.
+func TestLastKeyCannotBeRevoked(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	keys, err := env.Client.APIKeys(t.Context())
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %+v %v", keys, err)
+	}
+	var ae *authgate.Error
+	if err := env.Client.RevokeAPIKey(t.Context(), keys[0].ID); !errors.As(err, &ae) || ae.Class != authgate.ClassConflict || !strings.Contains(ae.Detail, "create another") {
+		t.Fatalf("revoking the last key: %v", err)
+	}
+	if _, err := env.Client.Credentials(t.Context(), authgate.CredentialFilter{}); err != nil {
+		t.Fatalf("the key stopped working: %v", err)
+	}
+}

@@ -52,7 +52,23 @@ func (s *Service) ListKeys(ctx context.Context, tenant authgate.TenantID) ([]aut
 // RevokeKey revokes one of a tenant's live keys. Running servers stop
 // accepting it within a second (their key cache lives at most that long).
 func (s *Service) RevokeKey(ctx context.Context, tenant authgate.TenantID, id authgate.APIKeyID) error {
-	err := s.store.APIKeyRevoke(ctx, storage.APIKeyRevokeParams{TenantID: tenant, ID: id, At: s.clock.Now().UTC().Truncate(time.Microsecond)})
+	keys, err := s.store.APIKeyList(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	live, found := 0, false
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() {
+			live++
+			found = found || k.ID == id
+		}
+	}
+	if found && live == 1 {
+		// Through the API this would lock the tenant out until an operator
+		// steps in: make the replacement first.
+		return authgate.Errorf(authgate.ClassConflict, "%s is this tenant's last live API key; create another one (POST /v1/api-keys or authgate tenants keys create) before revoking it", id)
+	}
+	err = s.store.APIKeyRevoke(ctx, storage.APIKeyRevokeParams{TenantID: tenant, ID: id, At: s.clock.Now().UTC().Truncate(time.Microsecond)})
 	if errors.Is(err, storage.ErrNotFound) {
 		return authgate.Errorf(authgate.ClassNotFound, "no live API key %s in this tenant", id)
 	}

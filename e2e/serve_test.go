@@ -5,8 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -289,5 +292,64 @@ func TestPostgresNeedsExplicitKeys(t *testing.T) {
 	_, stderr, code := cliEnv(t, t.TempDir(), []string{"AUTHGATE_DB=" + db}, "serve", "--addr", "127.0.0.1:0")
 	if code == 0 || !strings.Contains(stderr, "AUTHGATE_MASTER_KEYS") || !strings.Contains(stderr, "PostgreSQL") {
 		t.Fatalf("PostgreSQL without keys: exit %d, %q", code, stderr)
+	}
+}
+
+// TestKeyRotationKeepsPendingConnectLinks: a connect link created before
+// `keys rotate` still completes after the old key is retired (the rotation
+// re-seals pending sessions' PKCE verifiers, not only credentials).
+func TestKeyRotationKeepsPendingConnectLinks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := serve(t, dir)
+	defer p.stop(t)
+	hc := &http.Client{}
+	if r := call(t, hc, "POST", p.URL+"/sandbox/admin/consent", "", `{"provider":"oidc","account":"rota@example.com"}`); r.status != 200 {
+		t.Fatalf("consent preset %d %s", r.status, r.body)
+	}
+	r := call(t, hc, "POST", p.URL+"/v1/connect-sessions", p.AdminKey, `{"user_id":"rota","provider":"oidc","actions":["api.read"]}`)
+	var s struct {
+		ConnectURL string `json:"connect_url"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &s); err != nil || s.ConnectURL == "" {
+		t.Fatalf("connect session %d %s", r.status, r.body)
+	}
+	out, stderr, code := cli(t, dir, "keys", "rotate", "--generate")
+	if code != 0 || !strings.Contains(out, "remaining on other keys 0") {
+		t.Fatalf("rotate: %d %s %s", code, out, stderr)
+	}
+	keyFile := filepath.Join(dir, "authgate.key")
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			kept = append(kept, line)
+			break // the new primary only: the old key is retired
+		}
+	}
+	if err := os.WriteFile(keyFile, []byte(strings.Join(kept, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh process knows only the new key: the pending session must have
+	// been re-sealed (or the server would refuse to start, or the callback
+	// could not open the PKCE verifier).
+	p.stop(t)
+	p = serve(t, dir)
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	link, _ := url.Parse(s.ConnectURL)
+	req, _ := http.NewRequest("GET", p.URL+link.Path, nil) // the restarted server has another port
+	req.Header.Set("Accept", "application/json")
+	resp, err := browser.Do(req) // link → preset consent → callback
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"credential"`) {
+		t.Fatalf("connect after the old key was retired: %d %s", resp.StatusCode, body)
 	}
 }

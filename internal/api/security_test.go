@@ -11,6 +11,8 @@ import (
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/storage"
 )
 
 func TestAPIKeysRevokedWithinASecond(t *testing.T) {
@@ -115,5 +117,32 @@ func TestLastKeyCannotBeRevoked(t *testing.T) {
 	}
 	if _, err := env.Client.Credentials(t.Context(), authgate.CredentialFilter{}); err != nil {
 		t.Fatalf("the key stopped working: %v", err)
+	}
+}
+
+// TestDisconnectWithALostKey: a credential whose ciphertext no loaded key
+// opens (a lost key, a moved row) can still be disconnected: its tokens are
+// erased here, and the event says they were not revoked at the provider.
+func TestDisconnectWithALostKey(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	c, err := env.Client.ImportCredential(ctx, authgate.ImportCredentialRequest{UserID: "u", Provider: "google", Subject: "s", Scopes: []string{"openid"},
+		AccessToken: "ya29.lost-key-access", RefreshToken: "1//lost-key-refresh", ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := keyring.Sealed{KeyID: "k-lost", Data: []byte("sealed with a key nobody has any more")}
+	if err := env.Server.Store.CredentialReseal(ctx, storage.CredentialResealParams{ID: c.ID, Version: c.Version, AccessToken: lost, RefreshToken: lost}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := env.Client.DeleteCredential(ctx, c.ID)
+	if err != nil || got.Status != authgate.CredentialStatusRevoked || got.HasRefreshToken || got.AccessTokenFingerprint != "" {
+		t.Fatalf("disconnect with a lost key: %+v %v", got, err)
+	}
+	page, err := env.Client.CredentialEvents(ctx, c.ID, 0)
+	if err != nil || len(page.Events) == 0 || !strings.Contains(string(page.Events[len(page.Events)-1].Details), "not revoked at the provider") {
+		t.Fatalf("events %+v %v", page, err)
 	}
 }

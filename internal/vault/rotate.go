@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/storage"
@@ -70,7 +71,9 @@ func (v *Vault) rotateSessions(ctx context.Context) (int, error) {
 	primary := v.keys.Primary()
 	n, after := 0, ""
 	for {
-		ss, err := v.store.ConnectSessionListSealedNotWith(ctx, storage.ConnectSessionListSealedNotWithParams{KeyID: primary, Now: v.now(), AfterID: after, Limit: 500})
+		// Expired (not yet pruned) sessions too: their ciphertext would
+		// still tie the database to the old key.
+		ss, err := v.store.ConnectSessionListSealedNotWith(ctx, storage.ConnectSessionListSealedNotWithParams{KeyID: primary, Now: time.Unix(0, 0), AfterID: after, Limit: 500})
 		if err != nil {
 			return n, fmt.Errorf("rotate: list connect sessions: %w", err)
 		}

@@ -61,7 +61,10 @@ func (q Queries) ConnectSessionGetByState(ctx context.Context, stateHash []byte)
 }
 
 func (q Queries) ConnectSessionConsume(ctx context.Context, id string, now time.Time) error {
-	n, err := q.W.Exec(ctx, `UPDATE connect_sessions SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1`, q.ts(now), id)
+	// A used session's PKCE verifier is never read again (the caller holds
+	// it): erasing it keeps no ciphertext that would tie the database to a
+	// retired master key.
+	n, err := q.W.Exec(ctx, `UPDATE connect_sessions SET used_at = $1, verifier_kid = '', verifier_ct = NULL WHERE id = $2 AND used_at IS NULL AND expires_at > $1`, q.ts(now), id)
 	return affectedOne(n, err, q.mapErr)
 }
 

@@ -189,3 +189,38 @@ func TestKeyRotationRacesRefresh(t *testing.T) {
 		})
 	}
 }
+
+// TestRotationLeavesNoOldKeyBehind: after a rotation, no ciphertext in the
+// database needs the old key — not a live connect session's verifier, not
+// an expired one awaiting pruning, not a used one — so the old key can be
+// retired and the server still starts.
+func TestRotationLeavesNoOldKeyBehind(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			ctx := context.Background()
+			clk := clock.NewFake(t0)
+			old := vault.New(s, ring(t, key("k1", 1)), clk)
+			tenant, _ := seed(t, s, old, 3)
+			oldRing := ring(t, key("k1", 1))
+			for i, exp := range []time.Time{t0.Add(time.Hour), t0.Add(-time.Hour), t0.Add(time.Hour)} {
+				id := fmt.Sprintf("cs_test%d", i)
+				if err := s.ConnectSessionInsert(ctx, &storage.ConnectSession{ID: id, TenantID: tenant, UserID: "u", Provider: "google", StateHash: []byte(id),
+					Verifier: oldRing.Seal([]byte("verifier"), vault.SessionAssociatedData(id)), CreatedAt: t0.Add(-2 * time.Hour), ExpiresAt: exp}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.ConnectSessionConsume(ctx, "cs_test2", t0); err != nil { // a used one
+				t.Fatal(err)
+			}
+			both := vault.New(s, ring(t, key("k2", 2), key("k1", 1)), clk)
+			if _, err := both.RotateKeys(ctx, vault.RotateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ids, err := s.SealedKeyIDs(ctx)
+			if err != nil || fmt.Sprint(ids) != "[k2]" {
+				t.Fatalf("key ids still needed after rotation: %v %v", ids, err)
+			}
+		})
+	}
+}

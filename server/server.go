@@ -743,3 +743,24 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, ready func(
 	}
 	return s.Serve(ctx, ln)
 }
+
+// Doctor is an offline doctor over this core (no provider call): for
+// `authgate doctor` run on the server's host without a running server.
+func (c *Core) Doctor(cfg Config) (*doctor.Doctor, error) {
+	cfg = cfg.WithDefaults()
+	cat, err := catalog.Load(catalog.Options{UserFile: cfg.ProvidersFile, SandboxBase: "http://127.0.0.1"})
+	if err != nil {
+		return nil, err
+	}
+	env := doctor.Environment{ReturnURLAllowList: cfg.ReturnURLAllowList, ListenLoopback: cfg.loopbackAddr()}
+	if c.Keys != nil {
+		env.LoadedKeyIDs = c.Keys.Current().IDs()
+	}
+	if p, err := sqlitePath(cfg.Database); err == nil {
+		env.DatabasePath = p
+	}
+	if cfg.MasterKeys == "" {
+		env.KeyFile = cfg.KeyFile
+	}
+	return doctor.New(doctor.Config{Vault: c.Vault, Store: c.Store, Providers: cat, Clock: c.Clock, Env: env}), nil
+}

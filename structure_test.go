@@ -150,7 +150,7 @@ func TestOneWireVocabulary(t *testing.T) {
 		"internal/api/credentials.go:ExpiresAt string `json:\"expires_at\"`": true,
 		"internal/refresh/call.go:Active *bool `json:\"active\"`":            true,
 	}
-	for _, dir := range []string{"internal/api", "internal/vault", "internal/refresh", "internal/tenancy", "internal/gate", "internal/verify"} {
+	for _, dir := range []string{"internal/api", "internal/vault", "internal/refresh", "internal/tenancy", "internal/gate", "internal/verify", "internal/doctor"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {

@@ -25,6 +25,7 @@ import (
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/doctor"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/returnurl"
@@ -90,6 +91,9 @@ type Config struct {
 	Providers map[string]ProviderCredentials
 	// ProvidersFile is a YAML file of additional providers.
 	ProvidersFile string
+	// SandboxGoogleIssuanceLimit overrides the mounted sandbox's Google
+	// refresh tokens per client+account (default 100, as Google).
+	SandboxGoogleIssuanceLimit int
 	// ReturnURLAllowList holds URL prefixes connect sessions may return to.
 	ReturnURLAllowList []string
 	// Transport carries calls to providers (default http.DefaultTransport).
@@ -570,7 +574,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 				adminHosts = append(adminHosts, u.Hostname())
 			}
 		}
-		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed, AdminHosts: adminHosts})
+		srv.Sandbox = sandbox.New(sandbox.Options{Clock: cfg.Clock, Seed: cfg.SandboxSeed, AdminHosts: adminHosts, GoogleIssuanceLimit: cfg.SandboxGoogleIssuanceLimit})
 		if err := srv.restoreSandbox(); err != nil {
 			core.Close()
 			return nil, err
@@ -590,7 +594,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		SecureCookies: strings.HasPrefix(public, "https://"),
 		OnExchange:    srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
-		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport})
+		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv()})
 	srv.handler = a.Handler()
 	if srv.Sandbox != nil {
 		mux := http.NewServeMux()
@@ -600,6 +604,19 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Info("provider sandbox mounted at /sandbox/ (no real provider is configured)")
 	}
 	return srv, nil
+}
+
+// doctorEnv is the configuration the doctor judges.
+func (s *Server) doctorEnv() doctor.Environment {
+	env := doctor.Environment{PublicURL: s.PublicURL, SandboxMounted: s.Sandbox != nil, ListenLoopback: s.cfg.loopbackAddr(),
+		ReturnURLAllowList: s.cfg.ReturnURLAllowList, LoadedKeyIDs: s.Core.Keys.Current().IDs()}
+	if p, err := sqlitePath(s.cfg.Database); err == nil {
+		env.DatabasePath = p
+	}
+	if s.cfg.MasterKeys == "" {
+		env.KeyFile = s.cfg.KeyFile
+	}
+	return env
 }
 
 // restoreSandbox loads the mounted sandbox's state and keeps saving it
@@ -726,4 +743,25 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener, ready func(
 		ready(ln.Addr())
 	}
 	return s.Serve(ctx, ln)
+}
+
+// Doctor is an offline doctor over this core (no provider call): for
+// `authgate doctor` run on the server's host without a running server.
+func (c *Core) Doctor(cfg Config) (*doctor.Doctor, error) {
+	cfg = cfg.WithDefaults()
+	cat, err := catalog.Load(catalog.Options{UserFile: cfg.ProvidersFile, SandboxBase: "http://127.0.0.1"})
+	if err != nil {
+		return nil, err
+	}
+	env := doctor.Environment{ReturnURLAllowList: cfg.ReturnURLAllowList, ListenLoopback: cfg.loopbackAddr()}
+	if c.Keys != nil {
+		env.LoadedKeyIDs = c.Keys.Current().IDs()
+	}
+	if p, err := sqlitePath(cfg.Database); err == nil {
+		env.DatabasePath = p
+	}
+	if cfg.MasterKeys == "" {
+		env.KeyFile = cfg.KeyFile
+	}
+	return doctor.New(doctor.Config{Vault: c.Vault, Store: c.Store, Providers: cat, Clock: c.Clock, Env: env}), nil
 }

@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 		newSandboxCmd(),
 		newBenchCmd(),
 		newCredsCmd(g),
+		newDoctorCmd(g),
 		newEventsCmd(g),
 		newKeysCmd(g),
 		newTenantsCmd(g),

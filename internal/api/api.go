@@ -18,6 +18,7 @@ import (
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/doctor"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/tenancy"
@@ -39,6 +40,8 @@ type Deps struct {
 	Metrics   *Metrics
 	// Transport carries the provider calls of live verification.
 	Transport http.RoundTripper
+	// DoctorEnv is the configuration the doctor judges.
+	DoctorEnv doctor.Environment
 }
 
 // Providers lists the configured providers.
@@ -61,6 +64,7 @@ type API struct {
 	providers Providers
 	metrics   *Metrics
 	verifier  *verify.Verifier
+	doctor    *doctor.Doctor
 }
 
 // New builds the API and its routes.
@@ -79,6 +83,7 @@ func New(d Deps) *API {
 			vc.Reconnect = a.reconnectLink
 		}
 		a.verifier = verify.New(vc)
+		a.doctor = doctor.New(doctor.Config{Vault: a.vault, Store: a.store, Providers: a.providers, Verifier: a.verifier, Clock: a.clock, Transport: d.Transport, Env: d.DoctorEnv})
 	}
 	a.routes()
 	return a

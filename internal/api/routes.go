@@ -22,6 +22,7 @@ func (a *API) routes() {
 	}
 	if a.verifier != nil {
 		a.mux.Handle("POST /v1/credentials/{id}/verify", a.authed(a.verifyCredential))
+		a.mux.Handle("POST /v1/credentials/{id}/diagnose", a.authed(a.diagnoseCredential))
 	}
 	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))
 	a.mux.Handle("POST /v1/api-keys", a.authed(a.createAPIKey))

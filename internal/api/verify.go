@@ -41,3 +41,22 @@ func (a *API) reconnectLink(ctx context.Context, tenant authgate.TenantID, c aut
 	}
 	return s.ConnectURL, nil
 }
+
+// diagnoseCredential runs the doctor: 200 with the report whatever the
+// verdict (a root cause is a finding, not an API error).
+func (a *API) diagnoseCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.DiagnoseRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, maxVerifyBody, &b); err != nil {
+			return err
+		}
+	}
+	if len(b.Actions) > 50 {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 50 actions")
+	}
+	res, err := a.doctor.Diagnose(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), b, p.Actor())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}

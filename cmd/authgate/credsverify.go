@@ -31,10 +31,12 @@ Exits 1 when the verdict is fail.`,
 				serverURL = envOr("AUTHGATE_URL", "")
 			}
 			if apiKey == "" {
-				apiKey = envOr("AUTHGATE_KEY", "")
+				// AUTHGATE_API_KEY is what doctor and mcp read; AUTHGATE_KEY is
+				// what serve's next steps export. Either works.
+				apiKey = envOr("AUTHGATE_API_KEY", envOr("AUTHGATE_KEY", ""))
 			}
 			if serverURL == "" || apiKey == "" {
-				return errors.New("creds verify calls a running server: set --server and --api-key (or AUTHGATE_URL and AUTHGATE_KEY)")
+				return errors.New("creds verify calls a running server: set --server and --api-key (or AUTHGATE_URL and AUTHGATE_API_KEY)")
 			}
 			req := authgate.VerifyRequest{Actions: actions}
 			if targets != (authgate.VerifyTargets{}) {

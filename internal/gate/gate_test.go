@@ -2,8 +2,6 @@ package gate_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -12,15 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/gate"
 	"github.com/authgate/authgate/internal/storage"
-	"github.com/authgate/authgate/internal/storage/pgstore"
+	"github.com/authgate/authgate/internal/storage/pgtest"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
-	"github.com/authgate/authgate/internal/storage/storagetest"
 )
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
@@ -39,21 +34,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, s storage.Store)) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		dsn := storagetest.PostgresDSN(t)
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		schema := "t_" + hex.EncodeToString(b)
-		t.Cleanup(func() {
-			if conn, err := pgx.Connect(context.Background(), dsn); err == nil {
-				_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				conn.Close(context.Background())
-			}
-		})
-		s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s := pgtest.Open(t)
 		fn(t, s)
 	})
 }

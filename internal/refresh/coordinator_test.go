@@ -40,6 +40,28 @@ func (f *fixture) assertHealthy(t *testing.T, id authgate.CredentialID) sandbox.
 	return c
 }
 
+// startHoldingFirstRefresh starts a server whose first refresh request to
+// the rotating provider is held at the transport: sent is closed when it is
+// on its way, and it goes out when the test closes proceed. Races become
+// deterministic.
+func startHoldingFirstRefresh(t *testing.T) (f *fixture, sent, proceed chan struct{}) {
+	sent, proceed = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f = startWith(t, func(c *serverConfig) {
+		c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(r.URL.Path, "/oauth2/token") {
+				first := false
+				once.Do(func() { first = true; close(sent) })
+				if first {
+					<-proceed
+				}
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})
+	})
+	return f, sent, proceed
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -199,20 +221,7 @@ func TestInvalidGrantAfterReconnectIsARace(t *testing.T) {
 	t.Parallel()
 	// The first refresh request is held at the transport until the
 	// reconnect has landed: the race, made deterministic.
-	sent, proceed := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	f := startWith(t, func(c *serverConfig) {
-		c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if strings.HasSuffix(r.URL.Path, "/oauth2/token") {
-				first := false
-				once.Do(func() { first = true; close(sent) })
-				if first {
-					<-proceed
-				}
-			}
-			return http.DefaultTransport.RoundTrip(r)
-		})
-	})
+	f, sent, proceed := startHoldingFirstRefresh(t)
 	cred := f.oidcCred(t, "race@example.com", 3600)
 	f.clock.Advance(time.Hour)
 	fresh := f.grantRaw(t, "oidc", "race@example.com", 3600, "openid", "offline_access", "profile")
@@ -396,20 +405,7 @@ func TestTakeoverAfterLostRotation(t *testing.T) {
 // once: it never joins A's flight, so timing reveals nothing.
 func TestOtherTenantNeverWaitsOnAFlight(t *testing.T) {
 	t.Parallel()
-	sent, proceed := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	f := startWith(t, func(c *serverConfig) {
-		c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if strings.HasSuffix(r.URL.Path, "/oauth2/token") {
-				first := false
-				once.Do(func() { first = true; close(sent) })
-				if first {
-					<-proceed
-				}
-			}
-			return http.DefaultTransport.RoundTrip(r)
-		})
-	})
+	f, sent, proceed := startHoldingFirstRefresh(t)
 	cred := f.oidcCred(t, "tenant-a@example.com", 3600)
 	f.clock.Advance(time.Hour)
 	_, keyB, err := f.env.Server.Tenancy.CreateTenant(context.Background(), "tenant-b")

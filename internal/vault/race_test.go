@@ -2,8 +2,6 @@ package vault_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/secret"
 	"github.com/authgate/authgate/internal/storage"
-	"github.com/authgate/authgate/internal/storage/pgstore"
+	"github.com/authgate/authgate/internal/storage/pgtest"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
 	"github.com/authgate/authgate/internal/storage/storagetest"
 	"github.com/authgate/authgate/internal/vault"
@@ -40,28 +36,11 @@ func backends(t *testing.T) []backend {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}}}
-	dsn := os.Getenv(storagetest.PostgresEnv)
-	if dsn == "" {
+	if os.Getenv(storagetest.PostgresEnv) == "" {
 		t.Log(storagetest.PostgresSkipMessage)
 		return bs
 	}
-	return append(bs, backend{"postgres", func(t *testing.T) storage.Store {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		schema := "t_" + hex.EncodeToString(b)
-		t.Cleanup(func() {
-			if conn, err := pgx.Connect(context.Background(), dsn); err == nil {
-				_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				conn.Close(context.Background())
-			}
-		})
-		s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}})
+	return append(bs, backend{"postgres", func(t *testing.T) storage.Store { return pgtest.Open(t) }})
 }
 
 func seed(t *testing.T, s storage.Store, v *vault.Vault, n int) (authgate.TenantID, []authgate.CredentialID) {

@@ -255,7 +255,19 @@ func TestToolsList(t *testing.T) {
 func TestReadAndWrite(t *testing.T) {
 	t.Parallel()
 	env := authgatetest.Start(t, authgatetest.Options{})
-	env.Connect(t, authgatetest.ConnectParams{UserID: "alice", Provider: "slack", Actions: []string{"slack.chat.post", "slack.channels.list"}, Choice: sandbox.Choice{Account: "sal@acme.example"}})
+	slackCred := env.Connect(t, authgatetest.ConnectParams{UserID: "alice", Provider: "slack", Actions: []string{"slack.chat.post", "slack.channels.list"}, Choice: sandbox.Choice{Account: "sal@acme.example"}})
+	var seen strings.Builder
+	t.Cleanup(func() {
+		// No token in any tool answer or server log line.
+		tok, err := env.Client.Token(context.Background(), slackCred.ID, authgate.TokenRequest{})
+		if err != nil || tok.AccessToken == "" {
+			t.Errorf("token %v", err)
+			return
+		}
+		if strings.Contains(seen.String(), tok.AccessToken) || strings.Contains(env.Logs.String(), tok.AccessToken) {
+			t.Errorf("an access token leaked into a tool answer or a log line")
+		}
+	})
 	env.Connect(t, authgatetest.ConnectParams{UserID: "alice", Provider: "google", Actions: []string{"drive.files.list", "docs.documents.create", "docs.documents.get", "docs.documents.update"}, Choice: sandbox.Choice{Account: "alice@acme.example"}})
 	general := env.Server.Sandbox.Slack().ChannelID("", "general")
 	for _, tr := range transports {
@@ -295,6 +307,8 @@ func TestReadAndWrite(t *testing.T) {
 			}
 			conns := ok(t, cs, "authgate_connections", nil)
 			b, _ := json.Marshal(conns)
+			seen.Write(b)
+			seen.WriteString(text(res))
 			if !strings.Contains(string(b), `"slack_post_message"`) || !strings.Contains(string(b), `"docs_create"`) || !strings.Contains(string(b), `"state":"authorized"`) {
 				t.Fatalf("connections %s", b)
 			}

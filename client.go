@@ -373,6 +373,37 @@ type Provider struct {
 	Sandbox              bool     `json:"sandbox"`
 	RotatesRefreshTokens bool     `json:"rotates_refresh_tokens"`
 	Actions              []string `json:"actions"`
+	// APIURLs are the base URLs of the provider's APIs the connectors call
+	// (google: drive, docs; notion: notion; slack: slack): the sandbox's
+	// when the provider is a sandbox one.
+	APIURLs map[string]string `json:"api_urls,omitempty"`
+	// ActionScopes are, per action, the scopes any one of which allows it
+	// (the first is the one a connect link asks for).
+	ActionScopes map[string][]string `json:"action_scopes,omitempty"`
+}
+
+// Allows reports whether granted scopes allow every one of actions (an
+// unknown action is not allowed).
+func (p Provider) Allows(granted []string, actions ...string) bool {
+	for _, a := range actions {
+		alts, ok := p.ActionScopes[a]
+		if !ok {
+			return false
+		}
+		if len(alts) == 0 {
+			continue
+		}
+		found := false
+		for _, s := range alts {
+			for _, g := range granted {
+				found = found || s == g
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // Providers lists the configured providers and their actions.

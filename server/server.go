@@ -27,6 +27,7 @@ import (
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/doctor"
 	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/mcpserver"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/returnurl"
 	"github.com/authgate/authgate/internal/secret"
@@ -595,12 +596,21 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		OnExchange:    srv.Metrics.Exchange})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv()})
-	srv.handler = a.Handler()
+	apiHandler := a.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", apiHandler)
+	// The connectors as MCP tools for agents (streamable HTTP), calling
+	// the API above in process with the caller's own key.
+	mux.Handle("/mcp", mcpserver.Handler(mcpserver.HTTPConfig{
+		Authenticate: func(ctx context.Context, authorization string) (string, error) {
+			p, err := core.Tenancy.Authenticate(ctx, authorization)
+			return string(p.TenantID) + "/" + string(p.KeyID), err
+		},
+		API: apiHandler, Transport: cfg.Transport, Logger: cfg.Logger,
+	}))
+	srv.handler = mux
 	if srv.Sandbox != nil {
-		mux := http.NewServeMux()
 		MountSandbox(mux, srv.Sandbox)
-		mux.Handle("/", a.Handler())
-		srv.handler = mux
 		cfg.Logger.Info("provider sandbox mounted at /sandbox/ (no real provider is configured)")
 	}
 	return srv, nil

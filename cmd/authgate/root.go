@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newEventsCmd(g),
 		newKeysCmd(g),
 		newTenantsCmd(g),
+		newMCPCmd(),
 		newVersionCmd(),
 	)
 	refuseUnknownSubcommands(root)

@@ -40,7 +40,7 @@ func (a *API) listProviders(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 			actions = append(actions, act)
 		}
 		slices.Sort(actions)
-		out = append(out, authgate.Provider{Name: pr.Name, DisplayName: pr.DisplayName, Kind: string(pr.Kind), Sandbox: pr.Sandbox, RotatesRefreshTokens: pr.RotatesRefreshTokens, Actions: nonNil(actions)})
+		out = append(out, authgate.Provider{Name: pr.Name, DisplayName: pr.DisplayName, Kind: string(pr.Kind), Sandbox: pr.Sandbox, RotatesRefreshTokens: pr.RotatesRefreshTokens, Actions: nonNil(actions), APIURLs: pr.APIURLs, ActionScopes: pr.Actions})
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"providers": out})
 }

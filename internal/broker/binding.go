@@ -150,9 +150,12 @@ func (b *Broker) Status(ctx context.Context, tenant authgate.TenantID, id string
 	st := SessionStatus{ID: s.ID, Provider: s.Provider, UserID: s.UserID, CredentialID: s.OutcomeCredentialID, MissingScopes: nonNil(s.MissingScopes),
 		ErrorClass: s.ErrorClass, ErrorCode: s.ErrorCode, ExpiresAt: s.ExpiresAt, Opened: !s.OpenedAt.IsZero(), State: string(s.Outcome)}
 	if st.State == "" {
+		// Used without an outcome yet: the callback is exchanging the code
+		// right now (pending), unless that began long enough ago that the
+		// process must have stopped mid-flow (expired).
 		st.State = "pending"
-		if !b.cfg.Clock.Now().Before(s.ExpiresAt) || !s.UsedAt.IsZero() {
-			// Used without an outcome: the process stopped mid-flow.
+		now := b.cfg.Clock.Now()
+		if !now.Before(s.ExpiresAt) || (!s.UsedAt.IsZero() && now.Sub(s.UsedAt) > callbackGrace) {
 			st.State = "expired"
 		}
 	}
@@ -176,6 +179,11 @@ func (b *Broker) reusable(ctx context.Context, p SessionParams, scopes []string,
 	}
 	return nil, false
 }
+
+// callbackGrace is how long a callback may take to exchange the code and
+// read the identity before a used session without an outcome counts as
+// abandoned.
+const callbackGrace = 2 * time.Minute
 
 // pruneEvery bounds how often one process prunes.
 const pruneEvery = time.Minute

@@ -227,3 +227,23 @@ func TestLinkPreviewsDoNotOpenTheLink(t *testing.T) {
 		t.Fatalf("the person after the previews: %d %v", status, res)
 	}
 }
+
+// TestCallbackInProgressIsPending: a session whose callback is still
+// exchanging the code (used, no outcome yet) reads pending, not expired;
+// only a callback that never finished within the grace reads expired.
+func TestCallbackInProgressIsPending(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	_, s := f.api(t, "POST", "/v1/connect-sessions", map[string]any{"user_id": "inflight", "provider": "google"})
+	id := s["id"].(string)
+	if err := f.env.Server.Store.ConnectSessionConsume(context.Background(), id, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := f.api(t, "GET", "/v1/connect-sessions/"+id, nil); st["state"] != "pending" {
+		t.Fatalf("callback in progress: %v", st)
+	}
+	f.clock.Advance(3 * time.Minute)
+	if _, st := f.api(t, "GET", "/v1/connect-sessions/"+id, nil); st["state"] != "expired" {
+		t.Fatalf("callback abandoned: %v", st)
+	}
+}

@@ -219,3 +219,49 @@ type WebhookEndpoint struct {
 	CreatedAt time.Time         `json:"created_at"`
 	Secret    string            `json:"secret,omitempty"`
 }
+
+// RunPage is a page of runs (GET /v1/runs), newest id order by id.
+type RunPage struct {
+	Runs      []Run `json:"runs"`
+	NextAfter RunID `json:"next_after,omitempty"`
+}
+
+// RunFinishRequest is the body of POST /v1/runs/{id}/finish: the workflow
+// says it is done (succeeded) or gave up (failed).
+type RunFinishRequest struct {
+	State  RunState `json:"state"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+// StepFailRequest is the body of POST /v1/runs/{id}/steps/{key}/fail: the
+// provider's answer to the step's call, as the worker received it.
+type StepFailRequest struct {
+	Binding string            `json:"binding"`
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+// StepFailOutcome says what a step does after a provider failure.
+type StepFailOutcome string
+
+const (
+	// StepFailRetry: gate the step again (after RetryAfter): the token was
+	// refreshed, or the provider is busy.
+	StepFailRetry StepFailOutcome = "retry"
+	// StepFailBlocked: the run is blocked_on_auth until the user reconnects.
+	StepFailBlocked StepFailOutcome = "blocked"
+	// StepFailFailed: the step failed for good; reconnecting will not help.
+	StepFailFailed StepFailOutcome = "failed"
+)
+
+// StepFailResponse answers a step failure with its class and what to do.
+type StepFailResponse struct {
+	Class   Class           `json:"class"`
+	Outcome StepFailOutcome `json:"outcome"`
+	Message string          `json:"message"`
+	// RetryAfterSeconds is how long to wait before gating again.
+	RetryAfterSeconds int64       `json:"retry_after_seconds,omitempty"`
+	RunState          RunState    `json:"run_state"`
+	Blocked           *RunBlocked `json:"blocked,omitempty"`
+}

@@ -12,12 +12,14 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/gate"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/tenancy"
@@ -39,6 +41,9 @@ type Deps struct {
 	Metrics   *Metrics
 	// Transport carries the provider calls of live verification.
 	Transport http.RoundTripper
+	// OnRunChanged, when set, hears every run state change the API makes
+	// (webhooks).
+	OnRunChanged func(ctx context.Context, run *storage.Run)
 }
 
 // Providers lists the configured providers.
@@ -61,12 +66,15 @@ type API struct {
 	providers Providers
 	metrics   *Metrics
 	verifier  *verify.Verifier
+	gate      *gate.Gate
+	// onRunChanged, when set, hears every run state change the API makes.
+	onRunChanged func(ctx context.Context, run *storage.Run)
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, onRunChanged: d.OnRunChanged}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +87,7 @@ func New(d Deps) *API {
 			vc.Reconnect = a.reconnectLink
 		}
 		a.verifier = verify.New(vc)
+		a.gate = gate.New(gate.Config{Store: a.store, Clock: a.clock, Preflight: a.verifier})
 	}
 	a.routes()
 	return a

@@ -1,0 +1,421 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/classify"
+	"github.com/authgate/authgate/internal/gate"
+	"github.com/authgate/authgate/internal/refresh"
+	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/tenancy"
+	"github.com/authgate/authgate/internal/vault"
+)
+
+// Body caps of the run routes: a step's output is its checkpoint (a few ids
+// and links), a failure carries a capped provider body.
+const (
+	maxRunBody    = 64 << 10
+	maxOutputBody = 256 << 10
+	// expensiveMinValid is how long a token handed to an expensive step
+	// stays valid.
+	expensiveMinValid = 15 * time.Minute
+)
+
+func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.RunCreateRequest
+	if err := decodeJSON(w, r, maxRunBody, &b); err != nil {
+		return err
+	}
+	if len(b.Bindings) > 20 || len(b.Actions) > 100 {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 20 bindings and 100 actions")
+	}
+	run, checks, err := a.gate.Create(r.Context(), gate.CreateParams{TenantID: p.TenantID, UserID: b.UserID, Workflow: b.Workflow,
+		Bindings: b.Bindings, Actions: b.Actions, Targets: b.Targets})
+	if err != nil {
+		return err
+	}
+	out, err := a.publicRun(r.Context(), run, false)
+	if err != nil {
+		return err
+	}
+	out.Preflight = checks
+	a.runChanged(r.Context(), run)
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+func (a *API) getRun(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	run, err := a.readRun(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out, err := a.publicRun(r.Context(), run, true)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	q, err := query(r, "state", "user_id", "after", "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", 1, 1000)
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	state := authgate.RunState(q.Get("state"))
+	if state != "" && !state.Valid() {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "state must be pending, running, blocked_on_auth, succeeded, failed or canceled")
+	}
+	runs, err := a.store.RunList(r.Context(), storage.RunListParams{TenantID: p.TenantID, State: state, UserID: q.Get("user_id"),
+		AfterID: authgate.RunID(q.Get("after")), Limit: int(limit) + 1})
+	if err != nil {
+		return err
+	}
+	page := authgate.RunPage{Runs: []authgate.Run{}}
+	if len(runs) > int(limit) {
+		runs = runs[:limit]
+		page.NextAfter = runs[len(runs)-1].ID
+	}
+	for _, run := range runs {
+		out, err := a.publicRun(r.Context(), run, false)
+		if err != nil {
+			return err
+		}
+		page.Runs = append(page.Runs, out)
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+func (a *API) cancelRun(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	return a.finish(w, r, p, authgate.RunFinishRequest{State: authgate.RunStateCanceled, Reason: "canceled by " + p.Actor()})
+}
+
+func (a *API) finishRun(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.RunFinishRequest
+	if err := decodeJSON(w, r, maxRunBody, &b); err != nil {
+		return err
+	}
+	if b.State != authgate.RunStateSucceeded && b.State != authgate.RunStateFailed {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "state must be succeeded or failed (cancel has its own route)")
+	}
+	return a.finish(w, r, p, b)
+}
+
+func (a *API) finish(w http.ResponseWriter, r *http.Request, p tenancy.Principal, b authgate.RunFinishRequest) error {
+	run, err := a.readRun(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	run, err = a.gate.Finish(r.Context(), gate.FinishParams{TenantID: p.TenantID, RunID: run.ID, State: b.State, Reason: truncate(b.Reason, 500)})
+	if err != nil {
+		return err
+	}
+	a.runChanged(r.Context(), run)
+	out, err := a.publicRun(r.Context(), run, true)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// gateStep lets a step run: the tokens of every binding, valid for the
+// safety window, or the step's recorded output if it completed before, or
+// 409 blocked_on_auth.
+func (a *API) gateStep(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.StepGateRequest
+	if err := decodeJSON(w, r, maxRunBody, &b); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	run, err := a.readRun(ctx, p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	minValid := refresh.DefaultMinValid
+	if b.Expensive {
+		minValid = expensiveMinValid
+	}
+	// The tokens first: a binding that cannot give one blocks the run
+	// before the step is let through (never half-complete).
+	var tokens map[string]authgate.StepToken
+	fps := map[string]string{}
+	if run.State == authgate.RunStateRunning {
+		if done, err := a.store.StepGet(ctx, storage.StepGetParams{TenantID: p.TenantID, RunID: run.ID, Key: b.Key}); err != nil || done.Status != authgate.StepStatusCompleted {
+			tokens = map[string]authgate.StepToken{}
+			for _, bind := range sortedBindings(run) {
+				t, err := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, ID: run.Bindings[bind], MinValid: minValid, Actions: a.actionsFor(ctx, p, run.Bindings[bind], b.Actions)})
+				if err != nil {
+					return a.blockOnTokenError(ctx, p, run, bind, err)
+				}
+				st := authgate.StepToken{AccessToken: t.AccessToken.Reveal()}
+				if t.ExpiresAt != nil {
+					st.ExpiresAt = *t.ExpiresAt
+				}
+				tokens[bind] = st
+				fps[bind] = t.AccessToken.Fingerprint()
+			}
+		}
+	}
+	res, err := a.gate.StepGate(ctx, gate.StepGateParams{TenantID: p.TenantID, RunID: run.ID, Key: b.Key, Actions: b.Actions,
+		IdempotencyKey: b.IdempotencyKey, CredentialFingerprints: fps})
+	if err != nil {
+		var ae *authgate.Error
+		if errors.As(err, &ae) && ae.Class == authgate.ClassBlockedOnAuth {
+			if blocked, gerr := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: p.TenantID, ID: run.ID}); gerr == nil {
+				a.runChanged(ctx, blocked)
+			}
+		}
+		return err
+	}
+	out := authgate.StepGateResponse{Step: publicStep(res.Step), Completed: res.Completed}
+	if !res.Completed {
+		out.Tokens = tokens
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// actionsFor keeps the step's actions the binding's provider knows: the
+// refresher refuses a token whose grant misses one of them.
+func (a *API) actionsFor(ctx context.Context, p tenancy.Principal, id authgate.CredentialID, actions []string) []string {
+	c, err := a.vault.Get(ctx, p.TenantID, id)
+	if err != nil || a.providers == nil {
+		return nil
+	}
+	prov, ok := a.providers.Get(c.Provider)
+	if !ok {
+		return nil
+	}
+	return prov.KnownActions(actions)
+}
+
+// blockOnTokenError blocks the run when a binding's token needs the user,
+// and answers 409 blocked_on_auth; other token errors pass through.
+func (a *API) blockOnTokenError(ctx context.Context, p tenancy.Principal, run *storage.Run, binding string, err error) error {
+	var ae *authgate.Error
+	if !errors.As(err, &ae) || !gate.IsAuthClass(ae.Class) {
+		return err
+	}
+	link := a.reconnectFor(ctx, p.TenantID, run.Bindings[binding], ae.MissingScopes)
+	blocked, berr := a.gate.Block(ctx, gate.BlockParams{TenantID: p.TenantID, RunID: run.ID, Binding: binding, Class: ae.Class, Reason: ae.Detail, ReconnectURL: link})
+	if berr != nil {
+		return berr
+	}
+	a.runChanged(ctx, blocked)
+	return gate.BlockedError(blocked)
+}
+
+// reconnectFor is a reconnect link for a credential asking for scopes (nil:
+// what it had); "" when none can be made.
+func (a *API) reconnectFor(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, scopes []string) string {
+	if a.broker == nil {
+		return ""
+	}
+	c, err := a.vault.Get(ctx, tenant, id)
+	if err != nil {
+		return ""
+	}
+	link, err := a.reconnectLink(ctx, tenant, c, scopes)
+	if err != nil {
+		a.log.WarnContext(ctx, "create reconnect session", "credential_id", string(id), "error", err.Error())
+		return ""
+	}
+	return link
+}
+
+func (a *API) completeStep(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.StepCompleteRequest
+	if err := decodeJSON(w, r, maxOutputBody, &b); err != nil {
+		return err
+	}
+	run, err := a.readRun(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	st, _, err := a.gate.StepComplete(r.Context(), gate.StepCompleteParams{TenantID: p.TenantID, RunID: run.ID, Key: r.PathValue("key"),
+		IdempotencyKey: b.IdempotencyKey, Output: b.Output})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, publicStep(st))
+}
+
+// failStep classifies the provider's answer to a step and applies its
+// policy: a 401 at the API is one coalesced refresh (the step retries with
+// the new token) and blocks only if that refresh fails; the auth classes
+// block the run and flag the credential; rate_limited and transient retry
+// after a while; anything else fails the step.
+func (a *API) failStep(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	var b authgate.StepFailRequest
+	if err := decodeJSON(w, r, maxOutputBody, &b); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	run, err := a.readRun(ctx, p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	key := r.PathValue("key")
+	credID, ok := run.Bindings[b.Binding]
+	if !ok {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "run %s has no binding %q", run.ID, b.Binding)
+	}
+	if b.Status < 100 || b.Status > 599 {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "status must be an HTTP status code")
+	}
+	st, err := a.store.StepGet(ctx, storage.StepGetParams{TenantID: p.TenantID, RunID: run.ID, Key: key})
+	if err != nil {
+		return authgate.Errorf(authgate.ClassNotFound, "step %q was never gated", key).WithCause(err)
+	}
+	cred, err := a.vault.Get(ctx, p.TenantID, credID)
+	if err != nil {
+		return err
+	}
+	h := http.Header{}
+	for k, v := range b.Headers {
+		h.Set(k, v)
+	}
+	res := classify.Classify(classify.Parse(classify.Input{Provider: cred.Provider, Operation: classify.OpAPI, Status: b.Status, Header: h, Body: []byte(b.Body), Now: a.clock.Now()}))
+	out := authgate.StepFailResponse{Class: res.Class, Message: res.Message, RunState: run.State}
+
+	if b.Status == http.StatusUnauthorized && res.Class == authgate.ClassReauthRequired {
+		// The provider refused the token the gate handed out: one refresh,
+		// shared by every step that reports the same token.
+		_, terr := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, ID: credID, RejectedFingerprint: st.CredentialFingerprints[b.Binding]})
+		if terr == nil {
+			out.Outcome = authgate.StepFailRetry
+			return writeJSON(w, http.StatusOK, out)
+		}
+		var ae *authgate.Error
+		if errors.As(terr, &ae) {
+			res.Class, res.MissingScopes, out.Class, out.Message = ae.Class, ae.MissingScopes, ae.Class, ae.Detail
+		}
+		if !gate.IsAuthClass(res.Class) {
+			out.Outcome, out.RetryAfterSeconds = authgate.StepFailRetry, 1
+			return writeJSON(w, http.StatusOK, out)
+		}
+	} else if gate.IsAuthClass(res.Class) {
+		reason := map[authgate.Class]authgate.StatusReason{authgate.ClassReauthRequired: authgate.StatusReasonRevoked,
+			authgate.ClassInsufficientScope: authgate.StatusReasonScopeRemoved, authgate.ClassAdminPolicy: authgate.StatusReasonAdminPolicy}[res.Class]
+		err := a.refresher.WithLease(ctx, p.TenantID, credID, func(ctx context.Context) error {
+			_, err := a.vault.MarkReauthRequired(ctx, p.TenantID, credID, reason, nil)
+			return err
+		})
+		if err != nil && !errors.Is(err, vault.ErrStale) {
+			return err
+		}
+	}
+
+	switch {
+	case gate.IsAuthClass(res.Class):
+		if _, err := a.gate.StepFail(ctx, gate.StepFailParams{TenantID: p.TenantID, RunID: run.ID, Key: key, Class: res.Class, Reason: res.Message}); err != nil {
+			return err
+		}
+		scopes := res.MissingScopes
+		link := a.reconnectFor(ctx, p.TenantID, credID, scopes)
+		blocked, err := a.gate.Block(ctx, gate.BlockParams{TenantID: p.TenantID, RunID: run.ID, Binding: b.Binding, Class: res.Class, Reason: res.Message, ReconnectURL: link})
+		if err != nil {
+			return err
+		}
+		a.runChanged(ctx, blocked)
+		out.Outcome, out.RunState = authgate.StepFailBlocked, blocked.State
+		pb := publicBlocked(blocked)
+		out.Blocked = pb
+	case res.Class == authgate.ClassRateLimited || res.Class == authgate.ClassTransient:
+		out.Outcome = authgate.StepFailRetry
+		out.RetryAfterSeconds = max(1, int64((res.RetryAfter+time.Second-1)/time.Second))
+	default:
+		if _, err := a.gate.StepFail(ctx, gate.StepFailParams{TenantID: p.TenantID, RunID: run.ID, Key: key, Class: res.Class, Reason: res.Message}); err != nil {
+			return err
+		}
+		out.Outcome = authgate.StepFailFailed
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// readRun reads a run of the caller's tenant: another tenant's run is
+// indistinguishable from a missing one.
+func (a *API) readRun(ctx context.Context, p tenancy.Principal, id string) (*storage.Run, error) {
+	run, err := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: p.TenantID, ID: authgate.RunID(id)})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, authgate.Errorf(authgate.ClassNotFound, "no run %s", id).WithCause(err)
+	}
+	return run, err
+}
+
+// runChanged reports a run's new state to whoever listens (webhooks).
+func (a *API) runChanged(ctx context.Context, run *storage.Run) {
+	if a.onRunChanged != nil {
+		a.onRunChanged(ctx, run)
+	}
+}
+
+// publicRun is a run as the API shows it; full adds steps and timeline.
+func (a *API) publicRun(ctx context.Context, run *storage.Run, full bool) (authgate.Run, error) {
+	out := authgate.Run{ID: run.ID, TenantID: run.TenantID, UserID: run.UserID, Workflow: run.Workflow, Bindings: run.Bindings,
+		Actions: nonNil(run.Actions), Targets: run.Targets, State: run.State, Blocked: publicBlocked(run), CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt}
+	if !full {
+		return out, nil
+	}
+	steps, err := a.store.StepList(ctx, storage.StepListParams{TenantID: run.TenantID, RunID: run.ID})
+	if err != nil {
+		return out, fmt.Errorf("run %s steps: %w", run.ID, err)
+	}
+	out.Steps = []authgate.Step{}
+	for _, s := range steps {
+		out.Steps = append(out.Steps, publicStep(s))
+	}
+	out.Timeline = []authgate.RunEntry{}
+	var after int64
+	for {
+		page, err := a.store.RunEntryList(ctx, storage.RunEntryListParams{TenantID: run.TenantID, RunID: run.ID, AfterSeq: after, Limit: 500})
+		if err != nil {
+			return out, fmt.Errorf("run %s timeline: %w", run.ID, err)
+		}
+		for _, e := range page {
+			out.Timeline = append(out.Timeline, authgate.RunEntry{Seq: e.Seq, At: e.At, Kind: e.Kind, FromState: e.FromState, ToState: e.ToState,
+				StepKey: e.StepKey, Binding: e.Binding, Class: e.Class, Reason: e.Reason})
+			after = e.Seq
+		}
+		if len(page) < 500 {
+			return out, nil
+		}
+	}
+}
+
+func publicBlocked(run *storage.Run) *authgate.RunBlocked {
+	if run.State != authgate.RunStateBlockedOnAuth {
+		return nil
+	}
+	b := run.Blocked
+	return &authgate.RunBlocked{Binding: b.Binding, CredentialID: b.CredentialID, Class: b.Class, Reason: b.Reason, ReconnectURL: b.ReconnectURL}
+}
+
+func publicStep(s *storage.Step) authgate.Step {
+	out := authgate.Step{Key: s.Key, Actions: nonNil(s.Actions), IdempotencyKey: s.IdempotencyKey, Status: s.Status, Attempts: s.Attempts,
+		CredentialFingerprints: s.CredentialFingerprints, ErrorClass: s.ErrorClass, Output: s.Output, StartedAt: s.StartedAt, UpdatedAt: s.UpdatedAt}
+	if !s.CompletedAt.IsZero() {
+		t := s.CompletedAt
+		out.CompletedAt = &t
+	}
+	return out
+}
+
+func sortedBindings(run *storage.Run) []string {
+	out := make([]string, 0, len(run.Bindings))
+	for b := range run.Bindings {
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return out
+}

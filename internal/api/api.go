@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
@@ -44,6 +45,9 @@ type Deps struct {
 	// OnRunChanged, when set, hears every run state change the API makes
 	// (webhooks).
 	OnRunChanged func(ctx context.Context, run *storage.Run)
+	// OnCredentialActive, when set, hears a credential made active again
+	// by a reconnect or an import.
+	OnCredentialActive func(ctx context.Context, c authgate.Credential)
 }
 
 // Providers lists the configured providers.
@@ -69,12 +73,14 @@ type API struct {
 	gate      *gate.Gate
 	// onRunChanged, when set, hears every run state change the API makes.
 	onRunChanged func(ctx context.Context, run *storage.Run)
+	// onCredentialActive, when set, hears a credential made active again.
+	onCredentialActive func(ctx context.Context, c authgate.Credential)
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, onRunChanged: d.OnRunChanged}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, onRunChanged: d.OnRunChanged, onCredentialActive: d.OnCredentialActive}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -419,3 +419,26 @@ func sortedBindings(run *storage.Run) []string {
 	slices.Sort(out)
 	return out
 }
+
+// credentialActive resumes every run blocked on c once it is active again
+// (a reconnect through the broker, an import). A reconnect refused for
+// another account never gets here, and a credential still unusable resumes
+// nothing. A failure is logged, not answered: the reconnect itself worked,
+// and the next reconnect or gate tries again.
+func (a *API) credentialActive(ctx context.Context, c authgate.Credential) {
+	if a.gate == nil || c.Status != authgate.CredentialStatusActive {
+		return
+	}
+	ids, err := a.gate.ResumeBlockedOn(ctx, gate.ResumeBlockedOnParams{TenantID: c.TenantID, CredentialID: c.ID, Reason: "credential " + string(c.ID) + " reconnected"})
+	if err != nil {
+		a.log.WarnContext(ctx, "resume blocked runs", "credential_id", string(c.ID), "error", err.Error())
+	}
+	if a.onCredentialActive != nil {
+		a.onCredentialActive(ctx, c)
+	}
+	for _, id := range ids {
+		if run, err := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: c.TenantID, ID: id}); err == nil {
+			a.runChanged(ctx, run)
+		}
+	}
+}

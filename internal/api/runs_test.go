@@ -181,6 +181,24 @@ func TestRunSteps(t *testing.T) {
 	if err != nil || len(page.Runs) != 1 || page.Runs[0].ID != r.ID {
 		t.Fatalf("list %+v %v", page, err)
 	}
+
+	// A reconnect as another account is refused and resumes nothing; the
+	// same account's reconnect resumes the run, whose next gate goes on.
+	if cred, outcome := f.env.ConnectOutcome(t, authgatetest.ConnectParams{UserID: "u", Provider: "google", CredentialID: f.google.ID,
+		Choice: sandbox.Choice{Account: "eve@acme.example"}}); cred.ID != "" || outcome != "identity_mismatch" {
+		t.Fatalf("reconnect as another account: %q %+v", outcome, cred)
+	}
+	if got, _ := c.Run(f.ctx, r.ID); got.State != authgate.RunStateBlockedOnAuth {
+		t.Fatalf("a reconnect for another account resumed the run: %s", got.State)
+	}
+	f.env.Connect(t, authgatetest.ConnectParams{UserID: "u", Provider: "google", CredentialID: f.google.ID, Choice: sandbox.Choice{Account: "sue@acme.example"}})
+	got, _ = c.Run(f.ctx, r.ID)
+	if got.State != authgate.RunStateRunning || got.Timeline[len(got.Timeline)-1].Kind != authgate.RunEntryResumed {
+		t.Fatalf("after reconnect %s %+v", got.State, got.Timeline)
+	}
+	if g, err := c.GateStep(f.ctx, r.ID, authgate.StepGateRequest{Key: "doc", IdempotencyKey: "run-doc"}); err != nil || g.Completed || g.Tokens["google"].AccessToken == "" {
+		t.Fatalf("gate after resume %+v %v", g, err)
+	}
 	if got, err := c.CancelRun(f.ctx, r.ID); err != nil || got.State != authgate.RunStateCanceled {
 		t.Fatalf("cancel %+v %v", got, err)
 	}

@@ -265,3 +265,25 @@ type StepFailResponse struct {
 	RunState          RunState    `json:"run_state"`
 	Blocked           *RunBlocked `json:"blocked,omitempty"`
 }
+
+// WebhookEvent is the body of a webhook delivery (signed; see package
+// webhook). Data is a Run for run.* events and a Credential for
+// credential.* events.
+type WebhookEvent struct {
+	ID        WebhookDeliveryID `json:"id"`
+	Type      WebhookEventType  `json:"type"`
+	TenantID  TenantID          `json:"tenant_id"`
+	CreatedAt time.Time         `json:"created_at"`
+	Data      json.RawMessage   `json:"data"`
+}
+
+// WebhookEndpointCreateRequest is the body of POST /v1/webhooks.
+type WebhookEndpointCreateRequest struct {
+	URL string `json:"url"`
+}
+
+// WebhookEndpointList is the answer of GET /v1/webhooks (secrets never
+// shown again).
+type WebhookEndpointList struct {
+	Endpoints []WebhookEndpoint `json:"endpoints"`
+}

@@ -80,3 +80,23 @@ func (c *Client) FailStep(ctx context.Context, id RunID, key string, req StepFai
 	err := c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(string(id))+"/steps/"+url.PathEscape(key)+"/fail", req, &out)
 	return out, err
 }
+
+// CreateWebhook adds a webhook endpoint; the answer's Secret is shown this
+// once (keep it to verify deliveries with package webhook).
+func (c *Client) CreateWebhook(ctx context.Context, req WebhookEndpointCreateRequest) (WebhookEndpoint, error) {
+	var out WebhookEndpoint
+	err := c.do(ctx, http.MethodPost, "/v1/webhooks", req, &out)
+	return out, err
+}
+
+// Webhooks lists the tenant's webhook endpoints (without secrets).
+func (c *Client) Webhooks(ctx context.Context) (WebhookEndpointList, error) {
+	var out WebhookEndpointList
+	err := c.do(ctx, http.MethodGet, "/v1/webhooks", nil, &out)
+	return out, err
+}
+
+// DeleteWebhook removes an endpoint and its pending deliveries.
+func (c *Client) DeleteWebhook(ctx context.Context, id WebhookEndpointID) error {
+	return c.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(string(id)), nil, nil)
+}

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
+	"github.com/authgate/authgate/internal/worker"
 	"github.com/authgate/authgate/sandbox"
 )
 
@@ -66,6 +68,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// RefreshCallTimeout bounds one call to a token endpoint (default 30s).
 	RefreshCallTimeout time.Duration
+	// WebhookInterval is how often the webhook sender looks for deliveries
+	// due for a retry (default 5s; a new one is sent at once). Negative: no
+	// sender runs in this process (tests call Server.Webhooks.SendDue).
+	WebhookInterval time.Duration
 	// Sandbox says whether to mount the provider emulator under /sandbox/:
 	// SandboxAuto (the default) mounts it while no real provider is
 	// configured — today always, until provider configuration arrives with
@@ -379,6 +385,12 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 // Close closes the database.
 func (c *Core) Close() error { return c.Store.Close() }
 
+// NewWebhooks is the tenants' webhooks on core: endpoints on loopback and
+// plain http are allowed only while authgate itself listens on loopback.
+func NewWebhooks(core *Core, cfg Config) *worker.Webhooks {
+	return worker.NewWebhooks(worker.WebhooksConfig{Store: core.Store, Keys: core.Keys, Clock: core.Clock, Logger: core.Logger, AllowPrivate: cfg.loopbackAddr()})
+}
+
 // loadKeys loads the master keys, refusing any set that lacks a key the
 // database needs, and generating a key file only for a database that holds
 // no secret yet.
@@ -477,6 +489,10 @@ type Server struct {
 	// sandboxLock is held while this process owns the mounted sandbox.
 	sandboxLock  *sandboxLock
 	stopAutoSave context.CancelFunc
+	// Webhooks stores and sends the tenants' webhook deliveries.
+	Webhooks     *worker.Webhooks
+	stopWebhooks context.CancelFunc
+	webhooksDone chan struct{}
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -589,8 +605,17 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
 		SecureCookies: strings.HasPrefix(public, "https://"),
 		OnExchange:    srv.Metrics.Exchange})
+	srv.Webhooks = NewWebhooks(core, cfg)
+	if cfg.WebhookInterval >= 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		srv.stopWebhooks, srv.webhooksDone = cancel, make(chan struct{})
+		go func() {
+			defer close(srv.webhooksDone)
+			srv.Webhooks.Run(ctx, cmp.Or(cfg.WebhookInterval, 5*time.Second))
+		}()
+	}
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
-		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport})
+		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, Webhooks: srv.Webhooks})
 	srv.handler = a.Handler()
 	if srv.Sandbox != nil {
 		mux := http.NewServeMux()
@@ -630,6 +655,10 @@ func (s *Server) restoreSandbox() error {
 // then closes the database.
 func (s *Server) Close() error {
 	s.drain()
+	if s.stopWebhooks != nil {
+		s.stopWebhooks()
+		<-s.webhooksDone
+	}
 	var err error
 	if s.stopAutoSave != nil {
 		s.stopAutoSave()

@@ -12,11 +12,9 @@
 package api
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
-	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
@@ -26,6 +24,7 @@ import (
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/internal/verify"
+	"github.com/authgate/authgate/internal/worker"
 )
 
 // Deps is what the API calls into.
@@ -42,12 +41,9 @@ type Deps struct {
 	Metrics   *Metrics
 	// Transport carries the provider calls of live verification.
 	Transport http.RoundTripper
-	// OnRunChanged, when set, hears every run state change the API makes
-	// (webhooks).
-	OnRunChanged func(ctx context.Context, run *storage.Run)
-	// OnCredentialActive, when set, hears a credential made active again
-	// by a reconnect or an import.
-	OnCredentialActive func(ctx context.Context, c authgate.Credential)
+	// Webhooks, when set, serves /v1/webhooks and stores a delivery for
+	// each run and credential event.
+	Webhooks *worker.Webhooks
 }
 
 // Providers lists the configured providers.
@@ -71,16 +67,14 @@ type API struct {
 	metrics   *Metrics
 	verifier  *verify.Verifier
 	gate      *gate.Gate
-	// onRunChanged, when set, hears every run state change the API makes.
-	onRunChanged func(ctx context.Context, run *storage.Run)
-	// onCredentialActive, when set, hears a credential made active again.
-	onCredentialActive func(ctx context.Context, c authgate.Credential)
+	// webhooks, when set, stores the tenant's webhook deliveries.
+	webhooks *worker.Webhooks
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, onRunChanged: d.OnRunChanged, onCredentialActive: d.OnCredentialActive}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

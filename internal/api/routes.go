@@ -33,6 +33,11 @@ func (a *API) routes() {
 		a.mux.Handle("POST /v1/runs/{id}/steps/{key}/complete", a.authed(a.completeStep))
 		a.mux.Handle("POST /v1/runs/{id}/steps/{key}/fail", a.authed(a.failStep))
 	}
+	if a.webhooks != nil {
+		a.mux.Handle("POST /v1/webhooks", a.authed(a.createWebhook))
+		a.mux.Handle("GET /v1/webhooks", a.authed(a.listWebhooks))
+		a.mux.Handle("DELETE /v1/webhooks/{id}", a.authed(a.deleteWebhook))
+	}
 	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))
 	a.mux.Handle("POST /v1/api-keys", a.authed(a.createAPIKey))
 	a.mux.Handle("GET /v1/api-keys", a.authed(a.listAPIKeys))

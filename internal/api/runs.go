@@ -154,8 +154,10 @@ func (a *API) gateStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 		if done, err := a.store.StepGet(ctx, storage.StepGetParams{TenantID: p.TenantID, RunID: run.ID, Key: b.Key}); err != nil || done.Status != authgate.StepStatusCompleted {
 			tokens = map[string]authgate.StepToken{}
 			for _, bind := range sortedBindings(run) {
-				t, err := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, ID: run.Bindings[bind], MinValid: minValid, Actions: a.actionsFor(ctx, p, run.Bindings[bind], b.Actions)})
+				before, actions := a.actionsFor(ctx, p, run.Bindings[bind], b.Actions)
+				t, err := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, ID: run.Bindings[bind], MinValid: minValid, Actions: actions})
 				if err != nil {
+					a.flagged(ctx, p, run.Bindings[bind], before)
 					return a.blockOnTokenError(ctx, p, run, bind, err)
 				}
 				st := authgate.StepToken{AccessToken: t.AccessToken.Reveal()}
@@ -171,7 +173,7 @@ func (a *API) gateStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 		IdempotencyKey: b.IdempotencyKey, CredentialFingerprints: fps})
 	if err != nil {
 		var ae *authgate.Error
-		if errors.As(err, &ae) && ae.Class == authgate.ClassBlockedOnAuth {
+		if errors.As(err, &ae) && ae.Class == authgate.ClassBlockedOnAuth && run.State == authgate.RunStateRunning {
 			if blocked, gerr := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: p.TenantID, ID: run.ID}); gerr == nil {
 				a.runChanged(ctx, blocked)
 			}
@@ -185,18 +187,30 @@ func (a *API) gateStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// actionsFor keeps the step's actions the binding's provider knows: the
-// refresher refuses a token whose grant misses one of them.
-func (a *API) actionsFor(ctx context.Context, p tenancy.Principal, id authgate.CredentialID, actions []string) []string {
+// actionsFor keeps the step's actions the binding's provider knows (the
+// refresher refuses a token whose grant misses one of them), and returns
+// the credential's status before the token is asked for.
+func (a *API) actionsFor(ctx context.Context, p tenancy.Principal, id authgate.CredentialID, actions []string) (authgate.CredentialStatus, []string) {
 	c, err := a.vault.Get(ctx, p.TenantID, id)
 	if err != nil || a.providers == nil {
-		return nil
+		return "", nil
 	}
 	prov, ok := a.providers.Get(c.Provider)
 	if !ok {
-		return nil
+		return c.Status, nil
 	}
-	return prov.KnownActions(actions)
+	return c.Status, prov.KnownActions(actions)
+}
+
+// flagged reports credential.reauth_required when a credential that was
+// active before a call is not any more.
+func (a *API) flagged(ctx context.Context, p tenancy.Principal, id authgate.CredentialID, before authgate.CredentialStatus) {
+	if before != authgate.CredentialStatusActive {
+		return
+	}
+	if c, err := a.vault.Get(ctx, p.TenantID, id); err == nil && c.Status == authgate.CredentialStatusReauthRequired {
+		a.notifyCredential(ctx, c, authgate.WebhookEventCredentialReauthRequired)
+	}
 }
 
 // blockOnTokenError blocks the run when a binding's token needs the user,
@@ -207,12 +221,27 @@ func (a *API) blockOnTokenError(ctx context.Context, p tenancy.Principal, run *s
 		return err
 	}
 	link := a.reconnectFor(ctx, p.TenantID, run.Bindings[binding], ae.MissingScopes)
-	blocked, berr := a.gate.Block(ctx, gate.BlockParams{TenantID: p.TenantID, RunID: run.ID, Binding: binding, Class: ae.Class, Reason: ae.Detail, ReconnectURL: link})
+	blocked, berr := a.block(ctx, gate.BlockParams{TenantID: p.TenantID, RunID: run.ID, Binding: binding, Class: ae.Class, Reason: ae.Detail, ReconnectURL: link})
 	if berr != nil {
 		return berr
 	}
-	a.runChanged(ctx, blocked)
 	return gate.BlockedError(blocked)
+}
+
+// block blocks a run and reports it; a run a concurrent request blocked
+// first is returned as it is, without a second report.
+func (a *API) block(ctx context.Context, bp gate.BlockParams) (*storage.Run, error) {
+	blocked, err := a.gate.Block(ctx, bp)
+	if err == nil {
+		a.runChanged(ctx, blocked)
+		return blocked, nil
+	}
+	if errors.Is(err, gate.ErrInvalidTransition) {
+		if cur, gerr := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: bp.TenantID, ID: bp.RunID}); gerr == nil && cur.State == authgate.RunStateBlockedOnAuth {
+			return cur, nil
+		}
+	}
+	return nil, err
 }
 
 // reconnectFor is a reconnect link for a credential asking for scopes (nil:
@@ -314,6 +343,7 @@ func (a *API) failStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 		if err != nil && !errors.Is(err, vault.ErrStale) {
 			return err
 		}
+		a.flagged(ctx, p, credID, cred.Status)
 	}
 
 	switch {
@@ -323,11 +353,10 @@ func (a *API) failStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 		}
 		scopes := res.MissingScopes
 		link := a.reconnectFor(ctx, p.TenantID, credID, scopes)
-		blocked, err := a.gate.Block(ctx, gate.BlockParams{TenantID: p.TenantID, RunID: run.ID, Binding: b.Binding, Class: res.Class, Reason: res.Message, ReconnectURL: link})
+		blocked, err := a.block(ctx, gate.BlockParams{TenantID: p.TenantID, RunID: run.ID, Binding: b.Binding, Class: res.Class, Reason: res.Message, ReconnectURL: link})
 		if err != nil {
 			return err
 		}
-		a.runChanged(ctx, blocked)
 		out.Outcome, out.RunState = authgate.StepFailBlocked, blocked.State
 		pb := publicBlocked(blocked)
 		out.Blocked = pb
@@ -353,10 +382,36 @@ func (a *API) readRun(ctx context.Context, p tenancy.Principal, id string) (*sto
 	return run, err
 }
 
-// runChanged reports a run's new state to whoever listens (webhooks).
+// runChanged reports a run's new state to the tenant's webhooks: blocked
+// and finished (resumed is reported where a reconnect resumes it).
 func (a *API) runChanged(ctx context.Context, run *storage.Run) {
-	if a.onRunChanged != nil {
-		a.onRunChanged(ctx, run)
+	switch {
+	case run.State == authgate.RunStateBlockedOnAuth:
+		a.notifyRun(ctx, run, authgate.WebhookEventRunBlockedOnAuth)
+	case run.State.Terminal():
+		a.notifyRun(ctx, run, authgate.WebhookEventRunFinished)
+	}
+}
+
+func (a *API) notifyRun(ctx context.Context, run *storage.Run, typ authgate.WebhookEventType) {
+	if a.webhooks == nil {
+		return
+	}
+	out, err := a.publicRun(ctx, run, false)
+	if err == nil {
+		err = a.webhooks.Notify(ctx, run.TenantID, typ, out)
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "store webhook", "run_id", string(run.ID), "event", string(typ), "error", err.Error())
+	}
+}
+
+func (a *API) notifyCredential(ctx context.Context, c authgate.Credential, typ authgate.WebhookEventType) {
+	if a.webhooks == nil {
+		return
+	}
+	if err := a.webhooks.Notify(ctx, c.TenantID, typ, c); err != nil {
+		a.log.WarnContext(ctx, "store webhook", "credential_id", string(c.ID), "event", string(typ), "error", err.Error())
 	}
 }
 
@@ -425,7 +480,7 @@ func sortedBindings(run *storage.Run) []string {
 // another account never gets here, and a credential still unusable resumes
 // nothing. A failure is logged, not answered: the reconnect itself worked,
 // and the next reconnect or gate tries again.
-func (a *API) credentialActive(ctx context.Context, c authgate.Credential) {
+func (a *API) credentialActive(ctx context.Context, c authgate.Credential, reconnected bool) {
 	if a.gate == nil || c.Status != authgate.CredentialStatusActive {
 		return
 	}
@@ -433,12 +488,12 @@ func (a *API) credentialActive(ctx context.Context, c authgate.Credential) {
 	if err != nil {
 		a.log.WarnContext(ctx, "resume blocked runs", "credential_id", string(c.ID), "error", err.Error())
 	}
-	if a.onCredentialActive != nil {
-		a.onCredentialActive(ctx, c)
+	if reconnected {
+		a.notifyCredential(ctx, c, authgate.WebhookEventCredentialReconnected)
 	}
 	for _, id := range ids {
 		if run, err := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: c.TenantID, ID: id}); err == nil {
-			a.runChanged(ctx, run)
+			a.notifyRun(ctx, run, authgate.WebhookEventRunResumed)
 		}
 	}
 }

@@ -38,6 +38,8 @@ func newRootCmd() *cobra.Command {
 		newEventsCmd(g),
 		newKeysCmd(g),
 		newTenantsCmd(g),
+		newRunsCmd(),
+		newDemoCmd(),
 		newVersionCmd(),
 	)
 	refuseUnknownSubcommands(root)

@@ -116,7 +116,7 @@ type RunBlocked struct {
 type PreflightCheck struct {
 	Binding      string `json:"binding"`
 	Check        string `json:"check"`  // "principal", "status", "identity", "scopes", "target"
-	Status       string `json:"status"` // "ok" or "failed"
+	Status       string `json:"status"` // "ok", "failed" or "inconclusive"
 	Class        Class  `json:"class,omitempty"`
 	Detail       string `json:"detail,omitempty"`
 	Fix          string `json:"fix,omitempty"`
@@ -129,6 +129,10 @@ type PreflightCheck struct {
 const (
 	PreflightOK     = "ok"
 	PreflightFailed = "failed"
+	// PreflightInconclusive: the provider was busy or unreachable
+	// (rate_limited, transient). It neither blocks nor fails the run: the
+	// steps retry such answers.
+	PreflightInconclusive = "inconclusive"
 )
 
 // RunEntry is one line of a run's timeline: a state change, a gate, a

@@ -151,6 +151,13 @@ func (r *Runner) Start(ctx context.Context, req authgate.RunCreateRequest) (auth
 	if err != nil {
 		return run, err
 	}
+	if run.State == authgate.RunStateFailed {
+		for _, c := range run.Preflight {
+			if c.Status != authgate.PreflightOK {
+				return run, fmt.Errorf("workflow: run %s failed preflight: %s %s (%s): %s %s", run.ID, c.Binding, c.Check, c.Class, c.Detail, c.Fix)
+			}
+		}
+	}
 	return r.Resume(ctx, run.ID)
 }
 

@@ -80,7 +80,11 @@ func preflightChecks(binding string, res authgate.Verification) []authgate.Prefl
 	var out []authgate.PreflightCheck
 	for _, c := range res.Checks {
 		pc := authgate.PreflightCheck{Binding: binding, Check: checkKind(c.Name), Status: authgate.PreflightOK, Detail: c.Detail}
-		if c.Status == authgate.CheckFail {
+		switch {
+		case c.Status == authgate.CheckFail && (c.Class == authgate.ClassRateLimited || c.Class == authgate.ClassTransient):
+			// Busy is not broken: the steps retry such answers.
+			pc.Status, pc.Class = authgate.PreflightInconclusive, c.Class
+		case c.Status == authgate.CheckFail:
 			pc.Status, pc.Class, pc.Fix = authgate.PreflightFailed, c.Class, c.Fix
 			if gate.IsAuthClass(c.Class) {
 				pc.ReconnectURL = res.ReconnectURL

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
+	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/sandbox"
 	"github.com/authgate/authgate/workflow"
 	"github.com/authgate/authgate/workflow/demo"
@@ -24,9 +27,11 @@ type fixture struct {
 	db       string
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { return startWith(t, authgatetest.Options{}) }
+
+func startWith(t *testing.T, opts authgatetest.Options) *fixture {
 	t.Helper()
-	env := authgatetest.Start(t, authgatetest.Options{})
+	env := authgatetest.Start(t, opts)
 	f := &fixture{env: env, ctx: context.Background(), bindings: map[string]authgate.CredentialID{}}
 	for p, actions := range map[string][]string{
 		"google": {"drive.files.list", "docs.documents.create", "docs.documents.get", "docs.documents.update"},
@@ -134,5 +139,50 @@ func TestDemoBlockedAndResumed(t *testing.T) {
 				t.Fatalf("timeline %v", kinds)
 			}
 		})
+	}
+}
+
+// TestDemoConcurrentAcrossExpiry: 200 demo runs of one user start at once
+// after every access token expired: one refresh per credential, all
+// succeed, each with its own Doc, row and message.
+func TestDemoConcurrentAcrossExpiry(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
+	f := startWith(t, authgatetest.Options{Clock: fc})
+	fc.Advance(2 * time.Hour) // past every expiring access token
+	before := f.env.Server.Sandbox.Counters()
+	const n = 200
+	// A provider's 429 makes a step wait its Retry-After: on this clock.
+	sleep := func(_ context.Context, d time.Duration) error { fc.Advance(d); return nil }
+	r := &workflow.Runner{API: f.env.Client, Workflow: demo.Workflow(demo.Sandbox(f.env.URL)), Sleep: sleep, MaxAttempts: 50}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run, err := r.Start(f.ctx, authgate.RunCreateRequest{UserID: "u", Bindings: f.bindings, Targets: f.targets})
+			if err == nil && run.State != authgate.RunStateSucceeded {
+				err = errors.New(string(run.State))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a run failed: %v", err)
+		}
+	}
+	after := f.env.Server.Sandbox.Counters()
+	t.Logf("the runs waited %s of provider Retry-After", fc.Now().Sub(time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)))
+	for _, p := range []string{"google", "notion", "slack"} {
+		if got := after[p].TokenRequests - before[p].TokenRequests; got > 1 || p == "google" && got != 1 {
+			t.Errorf("%s: %d token requests; want one refresh per expired credential", p, got)
+		}
+	}
+	if docs, rows, msgs := f.sideEffects(); docs != n || rows != n || msgs != n {
+		t.Fatalf("%d docs, %d rows, %d messages; want %d each", docs, rows, msgs, n)
 	}
 }

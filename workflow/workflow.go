@@ -85,6 +85,13 @@ type StepContext struct {
 	Key   string
 	// IdempotencyKey is the same on every attempt of this step of this run.
 	IdempotencyKey string
+	// Attempt counts the gates of this step (1 the first time).
+	Attempt int
+	// Recovering says an earlier attempt may have written before it
+	// stopped (a crash, a lost answer): a step whose provider takes no
+	// idempotency key looks before it writes. An attempt after a provider
+	// refusal this runner saw is not recovering.
+	Recovering bool
 	// Targets are the run's declared targets.
 	Targets     json.RawMessage
 	tokens      map[string]authgate.StepToken
@@ -182,11 +189,21 @@ func (r *Runner) Resume(ctx context.Context, id authgate.RunID) (authgate.Run, e
 		if err := r.step(ctx, run, s, checkpoints); err != nil {
 			var be *BlockedError
 			if errors.As(err, &be) || ctx.Err() != nil {
-				cur, _ := r.API.Run(ctx, id)
-				return cur, err
+				if cur, rerr := r.API.Run(ctx, id); rerr == nil {
+					if be != nil && cur.Blocked != nil {
+						be.Blocked = *cur.Blocked
+					}
+					run = cur
+				}
+				return run, err
 			}
 			cur, ferr := r.API.FinishRun(ctx, id, authgate.RunFinishRequest{State: authgate.RunStateFailed, Reason: err.Error()})
-			return cur, errors.Join(err, ferr)
+			if ferr != nil {
+				// authgate is unreachable: the run stays as it was, and
+				// Resume continues it later.
+				return run, errors.Join(err, ferr)
+			}
+			return cur, err
 		}
 	}
 	return r.API.FinishRun(ctx, id, authgate.RunFinishRequest{State: authgate.RunStateSucceeded})
@@ -198,6 +215,7 @@ func (r *Runner) step(ctx context.Context, run authgate.Run, s Step, checkpoints
 	if max == 0 {
 		max = 5
 	}
+	refused := false // the previous attempt got a provider's refusal
 	for attempt := 1; ; attempt++ {
 		g, err := r.API.GateStep(ctx, run.ID, authgate.StepGateRequest{Key: s.Key, Actions: s.Actions, IdempotencyKey: idem, Expensive: s.Expensive})
 		if err != nil {
@@ -207,7 +225,7 @@ func (r *Runner) step(ctx context.Context, run authgate.Run, s Step, checkpoints
 			checkpoints[s.Key] = g.Step.Output
 			return nil
 		}
-		sc := &StepContext{RunID: run.ID, Key: s.Key, IdempotencyKey: idem, Targets: run.Targets, tokens: g.Tokens, checkpoints: checkpoints}
+		sc := &StepContext{RunID: run.ID, Key: s.Key, IdempotencyKey: idem, Attempt: g.Step.Attempts, Recovering: g.Step.Attempts > 1 && !refused, Targets: run.Targets, tokens: g.Tokens, checkpoints: checkpoints}
 		out, err := s.Do(ctx, sc)
 		if err == nil {
 			raw, err := json.Marshal(out)
@@ -233,6 +251,7 @@ func (r *Runner) step(ctx context.Context, run authgate.Run, s Step, checkpoints
 		case authgate.StepFailBlocked:
 			return &BlockedError{RunID: run.ID, Blocked: *res.Blocked}
 		case authgate.StepFailRetry:
+			refused = true
 			if attempt >= max {
 				return fmt.Errorf("step %s: gave up after %d attempts: %w", s.Key, attempt, err)
 			}

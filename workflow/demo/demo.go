@@ -38,7 +38,7 @@ func Sandbox(base string) Options {
 }
 
 // Actions are what the demo does, for its run's declaration.
-var Actions = []string{"drive.files.list", "docs.documents.create", "docs.documents.get", "docs.documents.update", "notion.insert", "slack.chat.post"}
+var Actions = []string{"drive.files.list", "docs.documents.create", "docs.documents.get", "docs.documents.update", "notion.read", "notion.insert", "slack.chat.post"}
 
 // Checkpoints of the steps.
 type (
@@ -75,16 +75,32 @@ func Workflow(o Options) workflow.Workflow {
 			}
 			return Listed{Files: len(l.Files)}, nil
 		}},
-		{Key: "doc_create", Actions: []string{"docs.documents.create"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
+		{Key: "doc_create", Actions: []string{"drive.files.list", "docs.documents.create"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
+			// Docs takes no idempotency key: look before writing, so a
+			// retry after a crash past the create finds the first Doc.
+			title := "authgate demo " + string(s.RunID)
+			if s.Recovering {
+				dr, err := drive(ctx, s)
+				if err != nil {
+					return nil, err
+				}
+				l, err := dr.List(ctx, gdrive.ListParams{Query: "name = '" + title + "' and mimeType = '" + gdrive.MimeGoogleDoc + "' and trashed = false", PageSize: 1, Fields: "files(id)"})
+				if err != nil {
+					return nil, err
+				}
+				if len(l.Files) > 0 {
+					return created(l.Files[0].Id), nil
+				}
+			}
 			g, err := docs(ctx, s)
 			if err != nil {
 				return nil, err
 			}
-			d, err := g.Create(ctx, "authgate demo "+string(s.RunID))
+			d, err := g.Create(ctx, title)
 			if err != nil {
 				return nil, err
 			}
-			return Created{DocID: d.DocumentId, URL: "https://docs.google.com/document/d/" + d.DocumentId + "/edit"}, nil
+			return created(d.DocumentId), nil
 		}},
 		{Key: "doc_read", Actions: []string{"docs.documents.get"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
 			var c Created
@@ -101,7 +117,7 @@ func Workflow(o Options) workflow.Workflow {
 			}
 			return Read{Title: d.Title}, nil
 		}},
-		{Key: "doc_append", Actions: []string{"docs.documents.update"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
+		{Key: "doc_append", Actions: []string{"docs.documents.get", "docs.documents.update"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
 			var c Created
 			if err := s.Checkpoint("doc_create", &c); err != nil {
 				return nil, err
@@ -110,9 +126,19 @@ func Workflow(o Options) workflow.Workflow {
 			if err != nil {
 				return nil, err
 			}
-			return map[string]bool{"appended": true}, g.AppendText(ctx, c.DocID, "Written by authgate run "+string(s.RunID)+"\n")
+			line := "Written by authgate run " + string(s.RunID) + "\n"
+			if s.Recovering {
+				d, err := g.Get(ctx, c.DocID)
+				if err != nil {
+					return nil, err
+				}
+				if strings.Contains(gdocs.Text(d), line) {
+					return map[string]bool{"appended": true}, nil // appended before a crash
+				}
+			}
+			return map[string]bool{"appended": true}, g.AppendText(ctx, c.DocID, line)
 		}},
-		{Key: "notion_row", Actions: []string{"notion.insert"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
+		{Key: "notion_row", Actions: []string{"notion.read", "notion.insert"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
 			var c Created
 			if err := s.Checkpoint("doc_create", &c); err != nil {
 				return nil, err
@@ -122,13 +148,22 @@ func Workflow(o Options) workflow.Workflow {
 				return nil, fmt.Errorf("demo: the run declares no notion_database target")
 			}
 			n := notion.New(s.TokenSource("notion"), notion.Options{BaseURL: o.Notion, Transport: o.Transport})
+			title := "authgate demo " + string(s.RunID)
+			if s.Recovering {
+				if id, err := findRow(ctx, n, db, title); err != nil || id != "" {
+					return Row{PageID: id}, err
+				}
+			}
 			row, err := n.CreatePage(ctx, notion.Parent{Kind: notion.ParentDatabase, ID: db},
-				map[string]any{"Name": notion.Title("authgate demo " + string(s.RunID))["title"]}, []notion.Object{notion.Paragraph(c.URL)})
+				map[string]any{"Name": notion.Title(title)["title"]}, []notion.Object{notion.Paragraph(c.URL)})
 			if err != nil {
 				return nil, err
 			}
 			return Row{PageID: row.ID()}, nil
 		}},
+		// Slack's chat.postMessage takes no idempotency key and the demo
+		// holds no history scope: a crash between the post and its
+		// checkpoint can post twice. It is the last step for that reason.
 		{Key: "slack_post", Actions: []string{"slack.chat.post"}, Do: func(ctx context.Context, s *workflow.StepContext) (any, error) {
 			var c Created
 			if err := s.Checkpoint("doc_create", &c); err != nil {
@@ -145,4 +180,48 @@ func Workflow(o Options) workflow.Workflow {
 			return Posted{Channel: m.Channel, TS: m.TS}, nil
 		}},
 	}}
+}
+
+func created(id string) Created {
+	return Created{DocID: id, URL: "https://docs.google.com/document/d/" + id + "/edit"}
+}
+
+// findRow looks for a row titled title in the database (a retry after a
+// crash past the insert), "" if there is none.
+func findRow(ctx context.Context, n *notion.Client, db, title string) (string, error) {
+	o, err := n.Database(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	for _, ds := range notion.DataSourceIDs(o) {
+		l, err := n.Query(ctx, ds, map[string]any{"filter": map[string]any{"property": "Name", "title": map[string]any{"equals": title}}})
+		if err != nil {
+			return "", err
+		}
+		for _, r := range l.Results {
+			if rowTitle(r) == title {
+				return r.ID(), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// rowTitle is the plain text of a row's Name property.
+func rowTitle(o notion.Object) string {
+	props, _ := o["properties"].(map[string]any)
+	name, _ := props["Name"].(map[string]any)
+	parts, _ := name["title"].([]any)
+	var b strings.Builder
+	for _, p := range parts {
+		m, _ := p.(map[string]any)
+		t, _ := m["plain_text"].(string)
+		if t == "" {
+			if tx, ok := m["text"].(map[string]any); ok {
+				t, _ = tx["content"].(string)
+			}
+		}
+		b.WriteString(t)
+	}
+	return b.String()
 }

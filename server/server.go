@@ -463,8 +463,11 @@ func proveKeys(ctx context.Context, cfg Config, store storage.Store, keys vault.
 			return fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
 		}
 		ad := vault.AssociatedData(authgate.CredentialID(sample.Owner), sample.Field)
-		if sample.Field == "connect_verifier" {
+		switch sample.Field {
+		case "connect_verifier":
 			ad = vault.SessionAssociatedData(sample.Owner)
+		case "webhook_secret":
+			ad = vault.WebhookSecretAssociatedData(authgate.WebhookEndpointID(sample.Owner))
 		}
 		if _, err := keys.Open(sample.Sealed, ad); err != nil {
 			return fmt.Errorf("master key %s does not open database %s's secrets sealed with %s: it is another key under the same id (check AUTHGATE_MASTER_KEYS or the key file); refusing to start",

@@ -27,6 +27,7 @@ import (
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/webhook"
 )
 
@@ -34,11 +35,6 @@ import (
 type Sealer interface {
 	Seal(plaintext, ad []byte) keyring.Sealed
 	Open(s keyring.Sealed, ad []byte) ([]byte, error)
-}
-
-// SecretAssociatedData is what an endpoint's sealed secret is bound to.
-func SecretAssociatedData(id authgate.WebhookEndpointID) []byte {
-	return []byte("authgate/webhook\x00" + string(id))
 }
 
 // WebhooksConfig wires Webhooks.
@@ -87,7 +83,7 @@ func (w *Webhooks) AddEndpoint(ctx context.Context, tenant authgate.TenantID, ra
 	_, _ = rand.Read(raw)
 	sec := "whsec_" + base64.RawURLEncoding.EncodeToString(raw)
 	e := &storage.WebhookEndpoint{ID: authgate.NewWebhookEndpointID(), TenantID: tenant, URL: u.String(), CreatedAt: w.cfg.Clock.Now().UTC().Truncate(time.Microsecond)}
-	e.Secret = w.cfg.Keys.Seal([]byte(sec), SecretAssociatedData(e.ID))
+	e.Secret = w.cfg.Keys.Seal([]byte(sec), vault.WebhookSecretAssociatedData(e.ID))
 	if err := w.cfg.Store.WebhookEndpointInsert(ctx, e); err != nil {
 		return authgate.WebhookEndpoint{}, fmt.Errorf("add webhook endpoint: %w", err)
 	}
@@ -205,7 +201,7 @@ func (w *Webhooks) SendDue(ctx context.Context) (int, error) {
 }
 
 func (w *Webhooks) send(ctx context.Context, ep *storage.WebhookEndpoint, d *storage.WebhookDelivery) error {
-	sec, err := w.cfg.Keys.Open(ep.Secret, SecretAssociatedData(ep.ID))
+	sec, err := w.cfg.Keys.Open(ep.Secret, vault.WebhookSecretAssociatedData(ep.ID))
 	if err != nil {
 		return fmt.Errorf("open endpoint secret: %w", err)
 	}

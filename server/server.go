@@ -37,6 +37,8 @@ import (
 	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/internal/worker"
 	"github.com/authgate/authgate/sandbox"
+	"github.com/authgate/authgate/workflow"
+	"github.com/authgate/authgate/workflow/demo"
 )
 
 // Config is everything authgate needs to run. The zero value plus
@@ -494,6 +496,7 @@ type Server struct {
 	stopAutoSave context.CancelFunc
 	// Webhooks stores and sends the tenants' webhook deliveries.
 	Webhooks     *worker.Webhooks
+	api          *api.API
 	stopWebhooks context.CancelFunc
 	webhooksDone chan struct{}
 }
@@ -617,8 +620,21 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			srv.Webhooks.Run(ctx, cmp.Or(cfg.WebhookInterval, 5*time.Second))
 		}()
 	}
+	var workflows api.Workflows
+	if srv.Sandbox != nil {
+		// In sandbox mode the server runs the demo itself (POST /v1/runs
+		// with workflow "demo"), against the mounted sandbox.
+		workflows = func(name string) (workflow.Workflow, bool) {
+			if name != demo.Name {
+				return workflow.Workflow{}, false
+			}
+			return demo.Workflow(demo.Sandbox(srv.PublicURL())), true
+		}
+	}
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
-		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, Webhooks: srv.Webhooks})
+		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, Webhooks: srv.Webhooks,
+		Workflows: workflows})
+	srv.api = a
 	srv.handler = a.Handler()
 	if srv.Sandbox != nil {
 		mux := http.NewServeMux()
@@ -657,6 +673,7 @@ func (s *Server) restoreSandbox() error {
 // Close drains the refresher (see Serve), saves the mounted sandbox's state,
 // then closes the database.
 func (s *Server) Close() error {
+	s.api.Close()
 	s.drain()
 	if s.stopWebhooks != nil {
 		s.stopWebhooks()

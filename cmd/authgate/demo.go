@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,13 +11,13 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/sandbox"
 	"github.com/authgate/authgate/server"
-	"github.com/authgate/authgate/workflow"
 	"github.com/authgate/authgate/workflow/demo"
 )
 
@@ -30,15 +29,16 @@ func newDemoCmd() *cobra.Command {
 		Long: `Starts authgate with its provider sandbox in a temporary directory, connects
 Google, Notion and Slack as a sandbox user, and runs the demo workflow: list a
 Drive folder, create a Google Doc, read it back, append a line, add a Notion row
-linking the doc, post the link to Slack. With --revoke, Google access is revoked
-after step 3: the run stops blocked_on_auth, the user reconnects, and it resumes
-at step 4.`,
+linking the doc, post the link to Slack. The server runs the workflow itself
+(POST /v1/runs with workflow "demo"). With --revoke, Google access is revoked
+first: the run stops blocked_on_auth at preflight, the user reconnects, and the
+server resumes it by itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), revoke)
 		},
 	}
-	cmd.Flags().BoolVar(&revoke, "revoke", false, "revoke Google after step 3 to show the block and the resume")
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "revoke Google first to show the block and the resume")
 	return cmd
 }
 
@@ -82,40 +82,57 @@ func runDemo(ctx context.Context, out io.Writer, revoke bool) error {
 		fmt.Fprintf(out, "connected %-6s as %s: %s\n", p.name, account, id)
 	}
 	targets, _ := json.Marshal(authgate.VerifyTargets{NotionDatabase: srv.Sandbox.Notion().ObjectID("", "Tasks"), SlackChannel: srv.Sandbox.Slack().ChannelID("", "general")})
-
-	wf := demo.Workflow(demo.Sandbox(base))
 	if revoke {
-		s := &wf.Steps[2]
-		do := s.Do
-		s.Do = func(ctx context.Context, sc *workflow.StepContext) (any, error) {
-			o, err := do(ctx, sc)
-			if err == nil {
-				fmt.Fprintln(out, "revoking Google access at the provider (as a user would)…")
-				err = srv.Sandbox.InjectFault(sandbox.Fault{Provider: "google", Fault: "revoke", Account: account})
-			}
-			return o, err
+		fmt.Fprintln(out, "revoking Google access at the provider (as a user would)…")
+		if err := srv.Sandbox.InjectFault(sandbox.Fault{Provider: "google", Fault: "revoke", Account: account}); err != nil {
+			return err
 		}
 	}
-	r := &workflow.Runner{API: client, Workflow: wf}
-	run, err := r.Start(ctx, authgate.RunCreateRequest{UserID: user, Bindings: bindings, Targets: targets})
-	var be *workflow.BlockedError
-	if errors.As(err, &be) {
-		fmt.Fprintf(out, "run %s is blocked_on_auth (%s: %s)\n  reconnect link: %s\n", run.ID, be.Blocked.Binding, be.Blocked.Class, be.ReconnectURL())
-		fmt.Fprintln(out, "the user reconnects Google…")
+	// The server runs workflow "demo" itself in sandbox mode.
+	run, err := client.CreateRun(ctx, authgate.RunCreateRequest{Workflow: demo.Name, UserID: user, Bindings: bindings, Actions: demo.Actions, Targets: targets})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "started run %s (%s)\n", run.ID, run.State)
+	full, err := waitRun(ctx, client, run.ID)
+	if err != nil {
+		return err
+	}
+	if full.State == authgate.RunStateBlockedOnAuth {
+		fmt.Fprintf(out, "run %s is blocked_on_auth (%s: %s)\n  reconnect link: %s\n", run.ID, full.Blocked.Binding, full.Blocked.Class, full.Blocked.ReconnectURL)
+		fmt.Fprintln(out, "the user reconnects Google; the run resumes by itself…")
 		if _, err := sandboxConnect(ctx, client, user, "google", nil, bindings["google"], account); err != nil {
 			return fmt.Errorf("reconnect: %w", err)
 		}
-		run, err = r.Resume(ctx, run.ID)
-	}
-	if err != nil {
-		return err
-	}
-	full, err := client.Run(ctx, run.ID)
-	if err != nil {
-		return err
+		if full, err = waitRun(ctx, client, run.ID); err != nil {
+			return err
+		}
 	}
 	printRun(out, full)
+	if full.State != authgate.RunStateSucceeded {
+		return fmt.Errorf("the demo run ended %s", full.State)
+	}
 	return nil
+}
+
+// waitRun polls a run the server executes until it stops: blocked or
+// finished.
+func waitRun(ctx context.Context, c *authgate.Client, id authgate.RunID) (authgate.Run, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := c.Run(ctx, id)
+		if err != nil || r.State == authgate.RunStateBlockedOnAuth || r.State.Terminal() {
+			return r, err
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("run %s is still %s after a minute", id, r.State)
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // sandboxConnect runs a connect flow as a user with a browser of its own

@@ -12,9 +12,11 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
@@ -44,6 +46,8 @@ type Deps struct {
 	// Webhooks, when set, serves /v1/webhooks and stores a delivery for
 	// each run and credential event.
 	Webhooks *worker.Webhooks
+	// Workflows, when set, names the workflows the server runs itself.
+	Workflows Workflows
 }
 
 // Providers lists the configured providers.
@@ -68,13 +72,17 @@ type API struct {
 	verifier  *verify.Verifier
 	gate      *gate.Gate
 	// webhooks, when set, stores the tenant's webhook deliveries.
-	webhooks *worker.Webhooks
+	webhooks  *worker.Webhooks
+	workflows Workflows
+	exec      *executor
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows}
+	a.exec = &executor{active: map[authgate.RunID]bool{}}
+	a.exec.ctx, a.exec.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

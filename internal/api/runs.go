@@ -46,6 +46,7 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	}
 	out.Preflight = checks
 	a.runChanged(r.Context(), run)
+	a.execute(run)
 	return writeJSON(w, http.StatusCreated, out)
 }
 
@@ -494,6 +495,7 @@ func (a *API) credentialActive(ctx context.Context, c authgate.Credential, recon
 	for _, id := range ids {
 		if run, err := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: c.TenantID, ID: id}); err == nil {
 			a.notifyRun(ctx, run, authgate.WebhookEventRunResumed)
+			a.execute(run)
 		}
 	}
 }

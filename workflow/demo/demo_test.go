@@ -47,6 +47,13 @@ func startWith(t *testing.T, opts authgatetest.Options) *fixture {
 	return f
 }
 
+// goRunner renames the demo: in sandbox mode the server runs workflow
+// "demo" itself, and these tests drive the same steps from Go.
+func goRunner(wf workflow.Workflow) workflow.Workflow {
+	wf.Name = "demo-go"
+	return wf
+}
+
 // sideEffects counts what the demo leaves at the providers: Docs, Notion
 // rows under the database, Slack messages in #general.
 func (f *fixture) sideEffects() (docs, rows, messages int) {
@@ -80,7 +87,7 @@ func TestDemoBlockedAndResumed(t *testing.T) {
 			if mode == "in-process" {
 				api = workflow.InProcess(f.env.Server.Handler(), f.env.AdminKey)
 			}
-			wf := demo.Workflow(demo.Sandbox(f.env.URL))
+			wf := goRunner(demo.Workflow(demo.Sandbox(f.env.URL)))
 			ran := map[string]int{}
 			for i := range wf.Steps {
 				s := &wf.Steps[i]
@@ -154,7 +161,7 @@ func TestDemoConcurrentAcrossExpiry(t *testing.T) {
 	const n = 200
 	// A provider's 429 makes a step wait its Retry-After: on this clock.
 	sleep := func(_ context.Context, d time.Duration) error { fc.Advance(d); return nil }
-	r := &workflow.Runner{API: f.env.Client, Workflow: demo.Workflow(demo.Sandbox(f.env.URL)), Sleep: sleep, MaxAttempts: 50}
+	r := &workflow.Runner{API: f.env.Client, Workflow: goRunner(demo.Workflow(demo.Sandbox(f.env.URL))), Sleep: sleep, MaxAttempts: 50}
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
+	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/sandbox"
 )
 
@@ -27,8 +29,12 @@ type runFixture struct {
 }
 
 func startRuns(t *testing.T, googleChoice sandbox.Choice) *runFixture {
+	return startRunsWith(t, googleChoice, authgatetest.Options{})
+}
+
+func startRunsWith(t *testing.T, googleChoice sandbox.Choice, opts authgatetest.Options) *runFixture {
 	t.Helper()
-	env := authgatetest.Start(t, authgatetest.Options{})
+	env := authgatetest.Start(t, opts)
 	f := &runFixture{env: env, ctx: context.Background()}
 	f.google = env.Connect(t, authgatetest.ConnectParams{UserID: "u", Provider: "google", Actions: []string{"drive.files.list", "docs.documents.create"}, Choice: googleChoice})
 	f.notion = env.Connect(t, authgatetest.ConnectParams{UserID: "u", Provider: "notion", Actions: []string{"notion.read", "notion.insert"}, Choice: sandbox.Choice{Account: "nia@acme.example"}})
@@ -131,7 +137,8 @@ func authorizeQuery(t *testing.T, link string) url.Values {
 // rate limits answer retry_after.
 func TestRunSteps(t *testing.T) {
 	t.Parallel()
-	f := startRuns(t, sandbox.Choice{Account: "sue@acme.example"})
+	fc := clock.NewFake(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
+	f := startRunsWith(t, sandbox.Choice{Account: "sue@acme.example"}, authgatetest.Options{Clock: fc})
 	r := f.create(t)
 	c := f.env.Client
 	g, err := c.GateStep(f.ctx, r.ID, authgate.StepGateRequest{Key: "list", Actions: []string{"drive.files.list"}, IdempotencyKey: "run-list"})
@@ -159,12 +166,29 @@ func TestRunSteps(t *testing.T) {
 		t.Fatalf("429 %+v %v", fr, err)
 	}
 
-	// Google revoked: the 401 refreshes once, the refresh fails, the run blocks.
+	// The provider expired the access token early: the 401 makes one
+	// refresh and the step retries with the new token; the run runs on.
+	if err := f.env.Server.Sandbox.InjectFault(sandbox.Fault{Provider: "google", Fault: "expire_access_tokens", Account: "sue@acme.example"}); err != nil {
+		t.Fatal(err)
+	}
+	unauth := `{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}`
+	fr, err = c.FailStep(f.ctx, r.ID, "doc", authgate.StepFailRequest{Binding: "google", Status: 401, Body: unauth})
+	if err != nil || fr.Outcome != authgate.StepFailRetry || fr.RunState != authgate.RunStateRunning {
+		t.Fatalf("401 after early expiry %+v %v", fr, err)
+	}
+	g2, err := c.GateStep(f.ctx, r.ID, authgate.StepGateRequest{Key: "doc", IdempotencyKey: "run-doc"})
+	if err != nil || g2.Tokens["google"].AccessToken == g.Tokens["google"].AccessToken {
+		t.Fatalf("gate after the refresh %+v %v", g2, err)
+	}
+
+	// Google revoked: the 401 refreshes once, the refresh fails, the run
+	// blocks. (A token fetched under 2 s ago is not refreshed on a report:
+	// time passes.)
+	fc.Advance(3 * time.Second)
 	if err := f.env.Server.Sandbox.InjectFault(sandbox.Fault{Provider: "google", Fault: "revoke", Account: "sue@acme.example"}); err != nil {
 		t.Fatal(err)
 	}
-	fr, err = c.FailStep(f.ctx, r.ID, "doc", authgate.StepFailRequest{Binding: "google", Status: 401,
-		Body: `{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}`})
+	fr, err = c.FailStep(f.ctx, r.ID, "doc", authgate.StepFailRequest{Binding: "google", Status: 401, Body: unauth})
 	if err != nil || fr.Outcome != authgate.StepFailBlocked || fr.RunState != authgate.RunStateBlockedOnAuth || fr.Blocked == nil || fr.Blocked.ReconnectURL == "" {
 		t.Fatalf("401 after revoke %+v %v", fr, err)
 	}

@@ -87,6 +87,21 @@ func TestWebhooksThroughAnOutage(t *testing.T) {
 		t.Fatalf("list shows %+v %v", l, err)
 	}
 
+	// Another tenant neither sees nor deletes the endpoint, and its events
+	// never reach it.
+	other, _ := env.NewTenant(t, "other")
+	if l, err := other.Webhooks(ctx); err != nil || len(l.Endpoints) != 0 {
+		t.Fatalf("other tenant lists %+v %v", l, err)
+	}
+	if err := other.DeleteWebhook(ctx, ep.ID); !isClass(err, authgate.ClassNotFound) {
+		t.Fatalf("other tenant deletes: %v", err)
+	}
+	if oc, err := other.ImportCredential(ctx, importReq("olga")); err != nil {
+		t.Fatal(err)
+	} else if _, err := other.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "w", UserID: "olga", Bindings: map[string]authgate.CredentialID{"google": oc.ID}}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The imported token is unknown to the sandbox: the live identity
 	// check answers 401 and the run is blocked at preflight.
 	c, err := env.Client.ImportCredential(ctx, importReq("wes"))

@@ -35,6 +35,9 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	if len(b.Bindings) > 20 || len(b.Actions) > 100 {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 20 bindings and 100 actions")
 	}
+	if err := a.knownActions(b.Actions); err != nil {
+		return err
+	}
 	run, checks, err := a.gate.Create(r.Context(), gate.CreateParams{TenantID: p.TenantID, UserID: b.UserID, Workflow: b.Workflow,
 		Bindings: b.Bindings, Actions: b.Actions, Targets: b.Targets})
 	if err != nil {
@@ -128,6 +131,29 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, p tenancy.Principal
 		return err
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// knownActions refuses an action no configured provider has: a typo would
+// otherwise escape the scope checks.
+func (a *API) knownActions(actions []string) error {
+	if a.providers == nil {
+		return nil
+	}
+	for _, act := range actions {
+		known := false
+		for _, n := range a.providers.Names() {
+			if p, ok := a.providers.Get(n); ok && len(p.KnownActions([]string{act})) == 1 {
+				known = true
+				break
+			}
+		}
+		if !known {
+			e := authgate.Errorf(authgate.ClassInvalidRequest, "no provider has the action %q", act)
+			e.Errors = []authgate.FieldError{{Field: "actions", Message: fmt.Sprintf("unknown action %q", act)}}
+			return e
+		}
+	}
+	return nil
 }
 
 // gateStep lets a step run: the tokens of every binding, valid for the

@@ -145,6 +145,10 @@ func TestRunSteps(t *testing.T) {
 	if err != nil || g.Completed || g.Tokens["google"].AccessToken == "" || g.Tokens["notion"].AccessToken == "" || g.Step.Attempts != 1 {
 		t.Fatalf("gate %+v %v", g, err)
 	}
+	exp, err := c.GateStep(f.ctx, r.ID, authgate.StepGateRequest{Key: "big", Actions: []string{"drive.files.list"}, IdempotencyKey: "run-big", Expensive: true})
+	if err != nil || exp.Tokens["google"].ExpiresAt.Before(fc.Now().Add(15*time.Minute)) {
+		t.Fatalf("an expensive step's token %+v %v", exp.Tokens["google"].ExpiresAt, err)
+	}
 	for range 2 {
 		st, err := c.CompleteStep(f.ctx, r.ID, "list", authgate.StepCompleteRequest{IdempotencyKey: "run-list", Output: json.RawMessage(`{"n":1}`)})
 		if err != nil || st.Status != authgate.StepStatusCompleted || string(st.Output) != `{"n":1}` {
@@ -198,7 +202,7 @@ func TestRunSteps(t *testing.T) {
 		t.Fatalf("gate of a blocked run: %v", err)
 	}
 	got, err := c.Run(f.ctx, r.ID)
-	if err != nil || got.State != authgate.RunStateBlockedOnAuth || got.Blocked.Binding != "google" || len(got.Steps) != 2 || got.Steps[1].Status != authgate.StepStatusFailed {
+	if err != nil || got.State != authgate.RunStateBlockedOnAuth || got.Blocked.Binding != "google" || len(got.Steps) != 3 || got.Steps[2].Key != "doc" || got.Steps[2].Status != authgate.StepStatusFailed {
 		t.Fatalf("run %+v %v", got, err)
 	}
 	page, err := c.Runs(f.ctx, authgate.RunFilter{State: authgate.RunStateBlockedOnAuth, UserID: "u"})
@@ -260,6 +264,11 @@ func TestRunPrincipals(t *testing.T) {
 	}
 	if page, err := other.Runs(ctx, authgate.RunFilter{}); err != nil || len(page.Runs) != 0 {
 		t.Fatalf("other tenant lists %+v %v", page, err)
+	}
+	bad := req
+	bad.Actions = []string{"drive.files.lsit"}
+	if _, err := env.Client.CreateRun(ctx, bad); !isClass(err, authgate.ClassInvalidRequest) {
+		t.Fatalf("unknown action: %v", err)
 	}
 	req.Bindings["notion"] = v.ID
 	_, err = env.Client.CreateRun(ctx, req)

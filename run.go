@@ -116,7 +116,7 @@ type RunBlocked struct {
 type PreflightCheck struct {
 	Binding      string `json:"binding"`
 	Check        string `json:"check"`  // "principal", "status", "identity", "scopes", "target"
-	Status       string `json:"status"` // "ok" or "failed"
+	Status       string `json:"status"` // "ok", "failed" or "inconclusive"
 	Class        Class  `json:"class,omitempty"`
 	Detail       string `json:"detail,omitempty"`
 	Fix          string `json:"fix,omitempty"`
@@ -129,6 +129,10 @@ type PreflightCheck struct {
 const (
 	PreflightOK     = "ok"
 	PreflightFailed = "failed"
+	// PreflightInconclusive: the provider was busy or unreachable
+	// (rate_limited, transient). It neither blocks nor fails the run: the
+	// steps retry such answers.
+	PreflightInconclusive = "inconclusive"
 )
 
 // RunEntry is one line of a run's timeline: a state change, a gate, a
@@ -218,4 +222,72 @@ type WebhookEndpoint struct {
 	URL       string            `json:"url"`
 	CreatedAt time.Time         `json:"created_at"`
 	Secret    string            `json:"secret,omitempty"`
+}
+
+// RunPage is a page of runs (GET /v1/runs), newest id order by id.
+type RunPage struct {
+	Runs      []Run `json:"runs"`
+	NextAfter RunID `json:"next_after,omitempty"`
+}
+
+// RunFinishRequest is the body of POST /v1/runs/{id}/finish: the workflow
+// says it is done (succeeded) or gave up (failed).
+type RunFinishRequest struct {
+	State  RunState `json:"state"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+// StepFailRequest is the body of POST /v1/runs/{id}/steps/{key}/fail: the
+// provider's answer to the step's call, as the worker received it.
+type StepFailRequest struct {
+	Binding string            `json:"binding"`
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+// StepFailOutcome says what a step does after a provider failure.
+type StepFailOutcome string
+
+const (
+	// StepFailRetry: gate the step again (after RetryAfter): the token was
+	// refreshed, or the provider is busy.
+	StepFailRetry StepFailOutcome = "retry"
+	// StepFailBlocked: the run is blocked_on_auth until the user reconnects.
+	StepFailBlocked StepFailOutcome = "blocked"
+	// StepFailFailed: the step failed for good; reconnecting will not help.
+	StepFailFailed StepFailOutcome = "failed"
+)
+
+// StepFailResponse answers a step failure with its class and what to do.
+type StepFailResponse struct {
+	Class   Class           `json:"class"`
+	Outcome StepFailOutcome `json:"outcome"`
+	Message string          `json:"message"`
+	// RetryAfterSeconds is how long to wait before gating again.
+	RetryAfterSeconds int64       `json:"retry_after_seconds,omitempty"`
+	RunState          RunState    `json:"run_state"`
+	Blocked           *RunBlocked `json:"blocked,omitempty"`
+}
+
+// WebhookEvent is the body of a webhook delivery (signed; see package
+// webhook). Data is a Run for run.* events and a Credential for
+// credential.* events.
+type WebhookEvent struct {
+	ID        WebhookDeliveryID `json:"id"`
+	Type      WebhookEventType  `json:"type"`
+	TenantID  TenantID          `json:"tenant_id"`
+	CreatedAt time.Time         `json:"created_at"`
+	Data      json.RawMessage   `json:"data"`
+}
+
+// WebhookEndpointCreateRequest is the body of POST /v1/webhooks.
+type WebhookEndpointCreateRequest struct {
+	URL string `json:"url"`
+}
+
+// WebhookEndpointList is the answer of GET /v1/webhooks (secrets never
+// shown again).
+type WebhookEndpointList struct {
+	Endpoints []WebhookEndpoint `json:"endpoints"`
 }

@@ -6,6 +6,7 @@ package authgatetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -135,6 +136,18 @@ type ConnectParams struct {
 // flow stored, with the identity the broker captured.
 func (e *Env) Connect(t testing.TB, p ConnectParams) authgate.Credential {
 	t.Helper()
+	c, outcome := e.ConnectOutcome(t, p)
+	if c.ID == "" {
+		t.Fatalf("authgatetest: connect flow ended %q without a credential", outcome)
+	}
+	return c
+}
+
+// ConnectOutcome runs a connect flow like Connect and returns the session's
+// outcome; the credential is zero when the flow stored none (a refusal such
+// as identity_mismatch).
+func (e *Env) ConnectOutcome(t testing.TB, p ConnectParams) (authgate.Credential, string) {
+	t.Helper()
 	ctx := context.Background()
 	if p.UserID == "" {
 		p.UserID = "user-1"
@@ -164,7 +177,8 @@ func (e *Env) Connect(t testing.TB, p ConnectParams) authgate.Credential {
 	}
 	resp.Body.Close()
 	var st struct {
-		Outcome      string                `json:"outcome"`
+		State        string                `json:"state"`
+		ErrorCode    string                `json:"error_code"`
 		CredentialID authgate.CredentialID `json:"credential_id"`
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/v1/connect-sessions/"+s.ID, nil)
@@ -174,14 +188,17 @@ func (e *Env) Connect(t testing.TB, p ConnectParams) authgate.Credential {
 		t.Fatalf("authgatetest: connect session status: %v", err)
 	}
 	defer r.Body.Close()
-	if err := json.NewDecoder(r.Body).Decode(&st); err != nil || st.CredentialID == "" {
-		t.Fatalf("authgatetest: connect flow ended %q without a credential (%v)", st.Outcome, err)
+	if err := json.NewDecoder(r.Body).Decode(&st); err != nil {
+		t.Fatalf("authgatetest: connect session status: %v", err)
+	}
+	if st.CredentialID == "" || st.State != "connected" && st.State != "partial" {
+		return authgate.Credential{}, cmp.Or(st.ErrorCode, st.State)
 	}
 	c, err := e.Client.Credential(ctx, st.CredentialID)
 	if err != nil {
 		t.Fatalf("authgatetest: read connected credential: %v", err)
 	}
-	return c
+	return c, st.State
 }
 
 // SandboxAPI is the base URL of a sandbox API the connectors call: "drive",

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,10 @@ import (
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
+	"github.com/authgate/authgate/internal/worker"
 	"github.com/authgate/authgate/sandbox"
+	"github.com/authgate/authgate/workflow"
+	"github.com/authgate/authgate/workflow/demo"
 )
 
 // Config is everything authgate needs to run. The zero value plus
@@ -68,6 +72,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// RefreshCallTimeout bounds one call to a token endpoint (default 30s).
 	RefreshCallTimeout time.Duration
+	// WebhookInterval is how often the webhook sender looks for deliveries
+	// due for a retry (default 5s; a new one is sent at once). Negative: no
+	// sender runs in this process (tests call Server.Webhooks.SendDue).
+	WebhookInterval time.Duration
 	// Sandbox says whether to mount the provider emulator under /sandbox/:
 	// SandboxAuto (the default) mounts it while no real provider is
 	// configured — today always, until provider configuration arrives with
@@ -384,6 +392,12 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 // Close closes the database.
 func (c *Core) Close() error { return c.Store.Close() }
 
+// NewWebhooks is the tenants' webhooks on core: endpoints on loopback and
+// plain http are allowed only while authgate itself listens on loopback.
+func NewWebhooks(core *Core, cfg Config) *worker.Webhooks {
+	return worker.NewWebhooks(worker.WebhooksConfig{Store: core.Store, Keys: core.Keys, Clock: core.Clock, Logger: core.Logger, AllowPrivate: cfg.loopbackAddr()})
+}
+
 // loadKeys loads the master keys, refusing any set that lacks a key the
 // database needs, and generating a key file only for a database that holds
 // no secret yet.
@@ -456,8 +470,11 @@ func proveKeys(ctx context.Context, cfg Config, store storage.Store, keys vault.
 			return fmt.Errorf("read database %s: %w", redactURL(cfg.Database), err)
 		}
 		ad := vault.AssociatedData(authgate.CredentialID(sample.Owner), sample.Field)
-		if sample.Field == "connect_verifier" {
+		switch sample.Field {
+		case "connect_verifier":
 			ad = vault.SessionAssociatedData(sample.Owner)
+		case "webhook_secret":
+			ad = vault.WebhookSecretAssociatedData(authgate.WebhookEndpointID(sample.Owner))
 		}
 		if _, err := keys.Open(sample.Sealed, ad); err != nil {
 			return fmt.Errorf("master key %s does not open database %s's secrets sealed with %s: it is another key under the same id (check AUTHGATE_MASTER_KEYS or the key file); refusing to start",
@@ -482,6 +499,11 @@ type Server struct {
 	// sandboxLock is held while this process owns the mounted sandbox.
 	sandboxLock  *sandboxLock
 	stopAutoSave context.CancelFunc
+	// Webhooks stores and sends the tenants' webhook deliveries.
+	Webhooks     *worker.Webhooks
+	api          *api.API
+	stopWebhooks context.CancelFunc
+	webhooksDone chan struct{}
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -594,8 +616,30 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
 		SecureCookies: strings.HasPrefix(public, "https://"),
 		OnExchange:    srv.Metrics.Exchange})
+	srv.Webhooks = NewWebhooks(core, cfg)
+	if cfg.WebhookInterval >= 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		srv.stopWebhooks, srv.webhooksDone = cancel, make(chan struct{})
+		go func() {
+			defer close(srv.webhooksDone)
+			srv.Webhooks.Run(ctx, cmp.Or(cfg.WebhookInterval, 5*time.Second))
+		}()
+	}
+	var workflows api.Workflows
+	if srv.Sandbox != nil {
+		// In sandbox mode the server runs the demo itself (POST /v1/runs
+		// with workflow "demo"), against the mounted sandbox.
+		workflows = func(name string) (workflow.Workflow, bool) {
+			if name != demo.Name {
+				return workflow.Workflow{}, false
+			}
+			return demo.Workflow(demo.Sandbox(srv.PublicURL())), true
+		}
+	}
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
-		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv()})
+		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),
+		Webhooks: srv.Webhooks, Workflows: workflows})
+	srv.api = a
 	apiHandler := a.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
@@ -656,7 +700,12 @@ func (s *Server) restoreSandbox() error {
 // Close drains the refresher (see Serve), saves the mounted sandbox's state,
 // then closes the database.
 func (s *Server) Close() error {
+	s.api.Close()
 	s.drain()
+	if s.stopWebhooks != nil {
+		s.stopWebhooks()
+		<-s.webhooksDone
+	}
 	var err error
 	if s.stopAutoSave != nil {
 		s.stopAutoSave()

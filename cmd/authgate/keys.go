@@ -62,7 +62,7 @@ stopped when run again.`,
 			res, err := core.Vault.RotateKeys(cmd.Context(), vault.RotateOptions{BatchSize: batch, OnBatch: func(r vault.RotateResult) {
 				fmt.Fprintf(out, "  re-encrypted %d so far\n", r.Rotated)
 			}})
-			fmt.Fprintf(out, "re-encrypted %d, skipped %d (changed meanwhile), failed %d, remaining on other keys %d\n", res.Rotated, res.Skipped, res.Failed, res.Remaining)
+			fmt.Fprintf(out, "re-encrypted %d, skipped %d (changed meanwhile), failed %d, remaining on other keys %d; webhook secrets re-encrypted %d\n", res.Rotated, res.Skipped, res.Failed, res.Remaining, res.Webhooks)
 			if err != nil {
 				return err
 			}

@@ -40,6 +40,8 @@ func newRootCmd() *cobra.Command {
 		newKeysCmd(g),
 		newTenantsCmd(g),
 		newMCPCmd(),
+		newRunsCmd(),
+		newDemoCmd(),
 		newVersionCmd(),
 	)
 	refuseUnknownSubcommands(root)

@@ -11,7 +11,7 @@ import (
 
 func newTenantsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tenants", Short: "Create and list tenants; manage their API keys"}
-	cmd.AddCommand(newTenantKeysCmd(g), &cobra.Command{
+	cmd.AddCommand(newTenantKeysCmd(g), newTenantWebhooksCmd(g), &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a tenant and print its API key once",
 		Args:  cobra.ExactArgs(1),

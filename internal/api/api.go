@@ -12,18 +12,22 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/broker"
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/doctor"
+	"github.com/authgate/authgate/internal/gate"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/internal/verify"
+	"github.com/authgate/authgate/internal/worker"
 )
 
 // Deps is what the API calls into.
@@ -42,6 +46,11 @@ type Deps struct {
 	Transport http.RoundTripper
 	// DoctorEnv is the configuration the doctor judges.
 	DoctorEnv doctor.Environment
+	// Webhooks, when set, serves /v1/webhooks and stores a delivery for
+	// each run and credential event.
+	Webhooks *worker.Webhooks
+	// Workflows, when set, names the workflows the server runs itself.
+	Workflows Workflows
 }
 
 // Providers lists the configured providers.
@@ -65,12 +74,19 @@ type API struct {
 	metrics   *Metrics
 	verifier  *verify.Verifier
 	doctor    *doctor.Doctor
+	gate      *gate.Gate
+	// webhooks, when set, stores the tenant's webhook deliveries.
+	webhooks  *worker.Webhooks
+	workflows Workflows
+	exec      *executor
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows}
+	a.exec = &executor{active: map[authgate.RunID]bool{}}
+	a.exec.ctx, a.exec.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -84,6 +100,7 @@ func New(d Deps) *API {
 		}
 		a.verifier = verify.New(vc)
 		a.doctor = doctor.New(doctor.Config{Vault: a.vault, Store: a.store, Providers: a.providers, Verifier: a.verifier, Clock: a.clock, Transport: d.Transport, Env: d.DoctorEnv})
+		a.gate = gate.New(gate.Config{Store: a.store, Clock: a.clock, Preflight: a.verifier})
 	}
 	a.routes()
 	return a

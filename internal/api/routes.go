@@ -24,6 +24,21 @@ func (a *API) routes() {
 		a.mux.Handle("POST /v1/credentials/{id}/verify", a.authed(a.verifyCredential))
 		a.mux.Handle("POST /v1/credentials/{id}/diagnose", a.authed(a.diagnoseCredential))
 	}
+	if a.gate != nil {
+		a.mux.Handle("POST /v1/runs", a.authed(a.createRun))
+		a.mux.Handle("GET /v1/runs", a.authed(a.listRuns))
+		a.mux.Handle("GET /v1/runs/{id}", a.authed(a.getRun))
+		a.mux.Handle("POST /v1/runs/{id}/cancel", a.authed(a.cancelRun))
+		a.mux.Handle("POST /v1/runs/{id}/finish", a.authed(a.finishRun))
+		a.mux.Handle("POST /v1/runs/{id}/steps", a.authed(a.gateStep))
+		a.mux.Handle("POST /v1/runs/{id}/steps/{key}/complete", a.authed(a.completeStep))
+		a.mux.Handle("POST /v1/runs/{id}/steps/{key}/fail", a.authed(a.failStep))
+	}
+	if a.webhooks != nil {
+		a.mux.Handle("POST /v1/webhooks", a.authed(a.createWebhook))
+		a.mux.Handle("GET /v1/webhooks", a.authed(a.listWebhooks))
+		a.mux.Handle("DELETE /v1/webhooks/{id}", a.authed(a.deleteWebhook))
+	}
 	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))
 	a.mux.Handle("POST /v1/api-keys", a.authed(a.createAPIKey))
 	a.mux.Handle("GET /v1/api-keys", a.authed(a.listAPIKeys))

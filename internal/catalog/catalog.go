@@ -417,3 +417,15 @@ func HTTPDiscover(hc *http.Client) func(issuer string) (Metadata, error) {
 		return Metadata{}, last
 	}
 }
+
+// KnownActions keeps the actions this provider has, in order: a run
+// declares the actions of all its bindings together.
+func (p *Provider) KnownActions(actions []string) []string {
+	var out []string
+	for _, a := range actions {
+		if _, ok := p.Actions[a]; ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}

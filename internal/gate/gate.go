@@ -177,7 +177,7 @@ func preflightOutcome(checks []authgate.PreflightCheck, bindings map[string]auth
 	var firstAuth, firstOther *authgate.PreflightCheck
 	for i := range checks {
 		c := &checks[i]
-		if c.Status == authgate.PreflightOK {
+		if c.Status != authgate.PreflightFailed {
 			continue
 		}
 		if IsAuthClass(c.Class) && firstAuth == nil {

@@ -31,10 +31,18 @@ type RotateResult struct {
 	// re-encrypted (a connect started before the rotation still completes
 	// after the old key is retired).
 	Sessions int
+	// Webhooks counts webhook endpoint secrets re-encrypted.
+	Webhooks int
 }
 
 // SessionAssociatedData is what a connect session's sealed verifier is bound to.
 func SessionAssociatedData(id string) []byte { return []byte("authgate/connect\x00" + id) }
+
+// WebhookSecretAssociatedData is what a webhook endpoint's sealed signing
+// secret is bound to.
+func WebhookSecretAssociatedData(id authgate.WebhookEndpointID) []byte {
+	return []byte("authgate/webhook\x00" + string(id))
+}
 
 // RotateKeys re-encrypts every secret not sealed with the keyring's primary
 // key. Each batch commits in its own transaction and each row is a
@@ -63,7 +71,42 @@ func (v *Vault) RotateKeys(ctx context.Context, opts RotateOptions) (RotateResul
 	}
 	n, err := v.rotateSessions(ctx)
 	res.Sessions = n
+	if err != nil {
+		return res, err
+	}
+	res.Webhooks, err = v.rotateWebhooks(ctx)
 	return res, err
+}
+
+// rotateWebhooks re-seals webhook endpoint secrets with the primary key.
+func (v *Vault) rotateWebhooks(ctx context.Context) (int, error) {
+	primary := v.keys.Primary()
+	n := 0
+	var after authgate.WebhookEndpointID
+	for {
+		es, err := v.store.WebhookEndpointListSealedNotWith(ctx, storage.WebhookEndpointListSealedNotWithParams{KeyID: primary, AfterID: after, Limit: 500})
+		if err != nil {
+			return n, fmt.Errorf("rotate: list webhook endpoints: %w", err)
+		}
+		if len(es) == 0 {
+			return n, nil
+		}
+		after = es[len(es)-1].ID
+		for _, e := range es {
+			pt, err := v.keys.Open(e.Secret, WebhookSecretAssociatedData(e.ID))
+			if err != nil {
+				return n, fmt.Errorf("rotate: webhook endpoint %s: %w", e.ID, err)
+			}
+			err = v.store.WebhookEndpointReseal(ctx, storage.WebhookEndpointResealParams{ID: e.ID, OldKeyID: e.Secret.KeyID, Secret: v.keys.Seal(pt, WebhookSecretAssociatedData(e.ID))})
+			switch {
+			case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrVersionConflict):
+			case err != nil:
+				return n, fmt.Errorf("rotate: reseal webhook endpoint: %w", err)
+			default:
+				n++
+			}
+		}
+	}
 }
 
 // rotateSessions re-seals the PKCE verifiers of connect sessions still usable.

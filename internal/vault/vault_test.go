@@ -414,3 +414,28 @@ func BenchmarkLoad(b *testing.B) {
 		i++
 	}
 }
+
+// TestRotateWebhookSecrets: endpoint signing secrets move to the primary
+// key with the credentials, and open with it alone afterwards.
+func TestRotateWebhookSecrets(t *testing.T) {
+	t.Parallel()
+	old := ring(t, key("k1", 1))
+	f := newFixture(t, "", old)
+	ctx := context.Background()
+	id := authgate.NewWebhookEndpointID()
+	if err := f.store.WebhookEndpointInsert(ctx, &storage.WebhookEndpoint{ID: id, TenantID: f.tenant, URL: "https://hooks.example/x",
+		Secret: old.Seal([]byte("whsec_x"), vault.WebhookSecretAssociatedData(id)), CreatedAt: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := vault.New(f.store, ring(t, key("k2", 2), key("k1", 1)), f.clock).RotateKeys(ctx, vault.RotateOptions{})
+	if err != nil || res.Webhooks != 1 {
+		t.Fatalf("rotate = %+v, %v", res, err)
+	}
+	es, err := f.store.WebhookEndpointList(ctx, f.tenant)
+	if err != nil || len(es) != 1 {
+		t.Fatal(es, err)
+	}
+	if pt, err := ring(t, key("k2", 2)).Open(es[0].Secret, vault.WebhookSecretAssociatedData(id)); err != nil || string(pt) != "whsec_x" {
+		t.Fatalf("open with the new key alone: %q %v", pt, err)
+	}
+}

@@ -86,10 +86,18 @@ type run struct {
 	// liveMissing are scopes a check proved absent at the provider.
 	liveMissing []string
 	mismatch    *vault.LiveMismatch
+	// preflight skips the checks that write (Docs create → read → delete):
+	// a run's start proves access without side effects, and asks for a
+	// token valid for the whole safety window.
+	preflight bool
 }
 
 // Verify verifies credential id of tenant and records the result.
 func (v *Verifier) Verify(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, req authgate.VerifyRequest, actor string) (authgate.Verification, error) {
+	return v.verify(ctx, tenant, id, req, actor, false)
+}
+
+func (v *Verifier) verify(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, req authgate.VerifyRequest, actor string, preflight bool) (authgate.Verification, error) {
 	cred, err := v.cfg.Vault.Get(ctx, tenant, id)
 	if err != nil {
 		return authgate.Verification{}, err
@@ -98,7 +106,7 @@ func (v *Verifier) Verify(ctx context.Context, tenant authgate.TenantID, id auth
 	if !ok {
 		return authgate.Verification{}, authgate.Errorf(authgate.ClassClientMisconfigured, "provider %s is not configured here", cred.Provider)
 	}
-	r := &run{v: v, tenant: tenant, cred: cred, p: p, actions: req.Actions}
+	r := &run{v: v, tenant: tenant, cred: cred, p: p, actions: req.Actions, preflight: preflight}
 	if req.Targets != nil {
 		r.targets = *req.Targets
 	}
@@ -225,7 +233,11 @@ func (r *run) credentialUsable() bool {
 // one is not: a token-endpoint call, counted).
 func (r *run) token(ctx context.Context) bool {
 	start := r.v.cfg.Clock.Now()
-	t, err := r.v.cfg.Refresher.Token(ctx, refresh.Request{TenantID: r.tenant, ID: r.cred.ID, MinValid: time.Minute})
+	minValid := time.Minute
+	if r.preflight {
+		minValid = refresh.DefaultMinValid
+	}
+	t, err := r.v.cfg.Refresher.Token(ctx, refresh.Request{TenantID: r.tenant, ID: r.cred.ID, MinValid: minValid})
 	c := authgate.VerifyCheck{Name: "token", DurationMS: since(r.v.cfg.Clock, start)}
 	if err != nil {
 		var ae *authgate.Error
@@ -461,7 +473,7 @@ func (r *run) google(ctx context.Context) {
 			})
 		}
 	}
-	if !r.wants("docs.") {
+	if !r.wants("docs.") || r.preflight {
 		return
 	}
 	g, err := gdocs.New(ctx, r.ts, gdocs.Options{Endpoint: r.p.APIURL("docs"), DriveEndpoint: r.p.APIURL("drive"), Transport: r.v.cfg.Transport})

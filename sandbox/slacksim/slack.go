@@ -144,6 +144,19 @@ func (s *Sim) ChannelID(teamName, name string) string {
 	return ""
 }
 
+// MessageCount is how many messages were posted to a channel of a team
+// ("" for the default one) — what tests count side effects with.
+func (s *Sim) MessageCount(teamName, name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.teamLocked(teamName).channels {
+		if c.Name == name {
+			return c.Messages
+		}
+	}
+	return 0
+}
+
 // account ids in the engine are "<team id>|<user id>".
 func accountID(teamID, userID string) string { return teamID + "|" + userID }
 

@@ -132,6 +132,7 @@ var sealedColumns = []struct{ table, kid, ct, field string }{
 	{"credentials", "access_token_kid", "access_token_ct", "access_token"},
 	{"credentials", "refresh_token_kid", "refresh_token_ct", "refresh_token"},
 	{"connect_sessions", "verifier_kid", "verifier_ct", "connect_verifier"},
+	{"webhook_endpoints", "secret_kid", "secret_ct", "webhook_secret"},
 }
 
 const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subject, email, account_type, domain,

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/authgatetest"
+)
+
+// TestTenantWebhooksAdd: the secret is printed once by add and never by
+// list; the server sees the endpoint.
+func TestTenantWebhooksAdd(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	db := []string{"--db", "sqlite:" + env.DBPath, "--key-file", env.KeyFile}
+	out, err := run(t, append(db, "tenants", "webhooks", "add", "default", "https://hooks.example/authgate")...)
+	if err != nil || !strings.Contains(out, "signing secret (shown once): whsec_") {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	out, err = run(t, append(db, "tenants", "webhooks", "list", "default")...)
+	if err != nil || !strings.Contains(out, "https://hooks.example/authgate") || strings.Contains(out, "whsec_") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	l, err := env.Client.Webhooks(context.Background())
+	if err != nil || len(l.Endpoints) != 1 {
+		t.Fatalf("API sees %+v %v", l, err)
+	}
+}
+
+// TestRunsListShow: runs list and show through a running server.
+func TestRunsListShow(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	ctx := context.Background()
+	c, err := env.Client.ImportCredential(ctx, authgate.ImportCredentialRequest{UserID: "ann", Provider: "google", Subject: "s-ann", AccessToken: "ya29.x", RefreshToken: "1//y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := env.Client.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "w", UserID: "ann", Bindings: map[string]authgate.CredentialID{"google": c.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := []string{"--server", env.URL, "--api-key", env.AdminKey}
+	out, err := run(t, append([]string{"runs", "list", "--user", "ann"}, srv...)...)
+	if err != nil || !strings.Contains(out, string(r.ID)) || !strings.Contains(out, string(r.State)) {
+		t.Fatalf("runs list: %v\n%s", err, out)
+	}
+	out, err = run(t, append([]string{"runs", "show", string(r.ID)}, srv...)...)
+	if err != nil || !strings.Contains(out, "timeline:") || !strings.Contains(out, "binding google → "+string(c.ID)) || strings.Contains(out, "ya29.") {
+		t.Fatalf("runs show: %v\n%s", err, out)
+	}
+}

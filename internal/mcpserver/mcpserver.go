@@ -383,6 +383,9 @@ func refusal(ae *authgate.Error) *mcp.CallToolResult {
 	if ae.AgentHint != "" {
 		body["agent_hint"] = ae.AgentHint
 	}
+	if ae.ReconnectURL != "" {
+		body["reconnect_url"] = ae.ReconnectURL
+	}
 	text := fmt.Sprintf("%s: %s", ae.Class, ae.Detail)
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: text}}, StructuredContent: body}
 }

@@ -512,3 +512,42 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestToolCallsAsRunSteps: with run_id, a tool call is a step of that run —
+// gated, its result the step's checkpoint — and calling it again answers
+// from the checkpoint without doing it twice. A run that does not bind the
+// user's credential is refused (runs name credentials by id).
+func TestToolCallsAsRunSteps(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	google := env.Connect(t, authgatetest.ConnectParams{UserID: "alice", Provider: "google", Actions: []string{"drive.files.list", "docs.documents.create"}, Choice: sandbox.Choice{Account: "alice@acme.example"}})
+	other := env.Connect(t, authgatetest.ConnectParams{UserID: "bob", Provider: "google", Actions: []string{"docs.documents.create"}, Choice: sandbox.Choice{Account: "bob@acme.example"}})
+	ctx := context.Background()
+	run, err := env.Client.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "agent-session", UserID: "alice", Bindings: map[string]authgate.CredentialID{"google": google.ID}, Actions: []string{"docs.documents.create"}})
+	if err != nil || run.State != authgate.RunStateRunning {
+		t.Fatalf("run %+v %v", run, err)
+	}
+	bobsRun, err := env.Client.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "agent-session", UserID: "bob", Bindings: map[string]authgate.CredentialID{"google": other.ID}, Actions: []string{"docs.documents.create"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newClient(false)
+	cs := transports[0].connect(t, env, env.AdminKey, "alice", c)
+	args := map[string]any{"title": "Run notes", "text": "step one", "run_id": string(run.ID)}
+	first := ok(t, cs, "docs_create", args)
+	again := ok(t, cs, "docs_create", args)
+	if first["id"] == "" || again["id"] != first["id"] {
+		t.Fatalf("first %v, again %v; want the checkpoint's answer", first, again)
+	}
+	if n := docsCount(t, cs, "Run notes"); n != 1 {
+		t.Fatalf("%d Docs; want exactly 1", n)
+	}
+	got, err := env.Client.Run(ctx, run.ID)
+	if err != nil || len(got.Steps) != 1 || got.Steps[0].Status != authgate.StepStatusCompleted || !strings.Contains(string(got.Steps[0].Output), first["id"].(string)) {
+		t.Fatalf("run after the tool calls: %+v %v", got.Steps, err)
+	}
+	res, err := call(t, cs, "docs_create", map[string]any{"title": "Elsewhere", "run_id": string(bobsRun.ID)})
+	if err != nil || !res.IsError || !strings.Contains(text(res), "wrong_principal") {
+		t.Fatalf("a run binding another user's credential: %v %v", text(res), err)
+	}
+}

@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -109,6 +110,20 @@ type IdempotencyKey struct {
 
 func (k IdempotencyKey) ownKey() string { return k.IdempotencyKey }
 
+// RunRef lets an agent record a tool call as a step of an authgate run, so
+// its session shows in the run's timeline like any workflow: the call is
+// gated as the run's step (a blocked run answers with its reconnect link),
+// its result is the step's checkpoint, and a call already completed in the
+// run answers with that checkpoint instead of running again.
+type RunRef struct {
+	RunID string `json:"run_id,omitempty" jsonschema:"optional: record this call as a step of this authgate run (run_…)"`
+}
+
+func (r RunRef) runID() string { return r.RunID }
+
+// runArgs is what every connector tool accepts.
+type runArgs interface{ runID() string }
+
 // add registers one tool whose handler runs gated.
 func add[In any](s *server, ms *mcp.Server, d toolDef, run func(ctx context.Context, c *conn, in In) (any, error)) {
 	mcp.AddTool(ms, d.tool(), func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
@@ -154,19 +169,74 @@ func (s *server) call(ctx context.Context, req *mcp.CallToolRequest, d *toolDef,
 		}
 		return s.answer(ctx, req, d, cred.ID, out, err)
 	}
-	if !d.write {
-		return exec()
-	}
 	own := ""
 	if w, ok := in.(writeArgs); ok {
 		own = w.ownKey()
 	}
 	key := idempotencyKey(s.cfg.Client.APIKey, s.cfg.UserID, d.name, in, own)
+	if r, ok := in.(runArgs); ok && r.runID() != "" {
+		return s.asRunStep(ctx, authgate.RunID(r.runID()), d, cred, key, exec)
+	}
+	if !d.write {
+		return exec()
+	}
 	res, replayed, err := s.cfg.Writes.Do(ctx, key, exec)
 	if replayed {
 		s.cfg.Logger.Info("write answered from its first run", "tool", d.name, "idempotency_key", key[:16])
 	}
 	return res, err
+}
+
+// asRunStep runs a tool call as a step of run id: the run must bind this
+// very credential for the tool's provider (runs name credentials by id),
+// the step is gated (a blocked run answers with its reconnect link), and
+// the result is recorded once as the step's checkpoint; a step the run has
+// already completed answers with its checkpoint and does not run again.
+func (s *server) asRunStep(ctx context.Context, id authgate.RunID, d *toolDef, cred authgate.Credential, key string, exec func() (*mcp.CallToolResult, error)) (*mcp.CallToolResult, error) {
+	run, err := s.cfg.Client.Run(ctx, id)
+	if err != nil {
+		return refusalOf(err), nil
+	}
+	bound := false
+	for _, c := range run.Bindings {
+		bound = bound || c == cred.ID
+	}
+	if !bound {
+		return refusal(authgate.Errorf(authgate.ClassWrongPrincipal, "run %s does not bind this user's %s connection (%s); tools act for a run only with the credentials it names", id, d.provider, cred.ID)), nil
+	}
+	stepKey := d.name + "-" + key[:12]
+	gate, err := s.cfg.Client.GateStep(ctx, id, authgate.StepGateRequest{Key: stepKey, Actions: d.actions, IdempotencyKey: key})
+	if err != nil {
+		return refusalOf(err), nil
+	}
+	if gate.Completed {
+		s.cfg.Logger.Info("tool call answered from its run checkpoint", "tool", d.name, "run_id", string(id), "step", stepKey)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(gate.Step.Output)}}, StructuredContent: gate.Step.Output}, nil
+	}
+	res, err := exec()
+	if err != nil || res == nil || res.IsError {
+		return res, err
+	}
+	out := json.RawMessage(`{}`)
+	if res.StructuredContent != nil {
+		if b, merr := json.Marshal(res.StructuredContent); merr == nil {
+			out = b
+		}
+	}
+	if _, err := s.cfg.Client.CompleteStep(ctx, id, stepKey, authgate.StepCompleteRequest{IdempotencyKey: key, Output: out}); err != nil {
+		s.cfg.Logger.Warn("record the tool call's checkpoint", "tool", d.name, "run_id", string(id), "error", err.Error())
+	}
+	return res, nil
+}
+
+// refusalOf answers an authgate error as a tool error (the agent reads the
+// class, the detail and any reconnect link); other errors say what failed.
+func refusalOf(err error) *mcp.CallToolResult {
+	var ae *authgate.Error
+	if errors.As(err, &ae) {
+		return refusal(ae)
+	}
+	return refusal(authgate.Errorf(authgate.ClassTransient, "authgate could not be asked: %s", err.Error()))
 }
 
 // answer turns a tool's outcome into its MCP answer.
@@ -204,29 +274,35 @@ type (
 		Folder    string `json:"folder,omitempty" jsonschema:"only files in this folder id"`
 		PageSize  int64  `json:"page_size,omitempty" jsonschema:"at most this many files (default 100)"`
 		PageToken string `json:"page_token,omitempty" jsonschema:"continue from a previous answer's next_page_token"`
+		RunRef
 	}
 	DocsCreateIn struct {
 		Title string `json:"title" jsonschema:"the document's title"`
 		Text  string `json:"text,omitempty" jsonschema:"optional text to start the document with"`
 		IdempotencyKey
+		RunRef
 	}
 	DocsReadIn struct {
 		DocumentID string `json:"document_id" jsonschema:"the Google Doc's id"`
+		RunRef
 	}
 	DocsAppendIn struct {
 		DocumentID string `json:"document_id" jsonschema:"the Google Doc's id"`
 		Text       string `json:"text" jsonschema:"text to add at the end"`
 		IdempotencyKey
+		RunRef
 	}
 	NotionSearchIn struct {
 		Query    string `json:"query,omitempty" jsonschema:"words to search titles for (empty: everything shared with the integration)"`
 		Filter   string `json:"filter,omitempty" jsonschema:"page or data_source to search only those"`
 		PageSize int    `json:"page_size,omitempty" jsonschema:"at most this many results"`
+		RunRef
 	}
 	NotionQueryDatabaseIn struct {
 		DatabaseID string         `json:"database_id" jsonschema:"the database's id"`
 		Filter     map[string]any `json:"filter,omitempty" jsonschema:"a Notion filter object"`
 		PageSize   int            `json:"page_size,omitempty" jsonschema:"at most this many rows"`
+		RunRef
 	}
 	NotionCreatePageIn struct {
 		ParentID   string `json:"parent_id" jsonschema:"the parent page's or database's id"`
@@ -234,15 +310,18 @@ type (
 		Title      string `json:"title" jsonschema:"the page's title"`
 		Text       string `json:"text,omitempty" jsonschema:"optional paragraph of body text"`
 		IdempotencyKey
+		RunRef
 	}
 	SlackListChannelsIn struct {
 		Limit  int    `json:"limit,omitempty" jsonschema:"at most this many channels"`
 		Cursor string `json:"cursor,omitempty" jsonschema:"continue from a previous answer's next_cursor"`
+		RunRef
 	}
 	SlackPostMessageIn struct {
 		Channel string `json:"channel" jsonschema:"channel id (C…) or name"`
 		Text    string `json:"text" jsonschema:"the message"`
 		IdempotencyKey
+		RunRef
 	}
 	ConnectionsIn struct {
 		Provider string `json:"provider,omitempty" jsonschema:"only this provider's connections"`

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/authgate/authgate/connector/gdocs"
 	"github.com/authgate/authgate/connector/gdrive"
 	"github.com/authgate/authgate/connector/notion"
+	"github.com/authgate/authgate/sandbox"
 	"github.com/authgate/authgate/workflow/demo"
 )
 
@@ -189,7 +191,11 @@ func (d *demoChecker) reconnect(ctx context.Context, p string) (authgate.Credent
 		return "", false
 	}
 	id, how, err := d.connect(ctx, p, cmp.Or(account, "demo@acme.example"))
-	if !d.add(p, "connect", err, fmt.Sprintf("connected %s (%s)", id, how), "") {
+	fix := ""
+	if err != nil && strings.Contains(err.Error(), "admin_policy") {
+		fix = "the Workspace admin must allow this OAuth client (Admin console → Security → API controls), or the demo signs in with another account"
+	}
+	if !d.add(p, "connect", err, fmt.Sprintf("connected %s (%s)", id, how), fix) {
 		return "", false
 	}
 	cr, err := d.c.Credential(ctx, id)
@@ -226,7 +232,11 @@ func (d *demoChecker) connect(ctx context.Context, p, account string) (authgate.
 	} else {
 		fmt.Fprintf(d.progress, "waiting up to %s for the sign-in…\n", d.o.wait)
 	}
-	deadline := time.Now().Add(d.o.wait)
+	wait := d.o.wait
+	if d.sandbox {
+		wait = min(wait, 10*time.Second) // the callback has been answered by now
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		st, err := d.c.ConnectSessionStatus(ctx, s.ID)
 		if err != nil {
@@ -242,7 +252,7 @@ func (d *demoChecker) connect(ctx context.Context, p, account string) (authgate.
 			return "", "", fmt.Errorf("the sign-in ended %s %s", st.State, cmp.Or(st.ErrorCode, st.Error))
 		}
 		if time.Now().After(deadline) {
-			return "", "", fmt.Errorf("nobody signed in within %s", d.o.wait)
+			return "", "", fmt.Errorf("nobody signed in within %s", wait)
 		}
 		select {
 		case <-ctx.Done():
@@ -262,17 +272,34 @@ func (d *demoChecker) sandboxConsent(ctx context.Context, p, account, link strin
 	}
 	defer d.sandboxAdmin(context.WithoutCancel(ctx), http.MethodDelete, "/sandbox/admin/consent?provider="+p, nil) //nolint:errcheck // best effort
 	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	step := func(u string) (*url.URL, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := browser.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 300 || resp.StatusCode > 399 {
+			return nil, nil
+		}
+		return resp.Location()
+	}
+	auth, err := step(link)
+	if err != nil || auth == nil {
+		return fmt.Errorf("the connect link did not redirect to the provider (%v)", err)
+	}
+	// An error page at the provider (an admin policy, say) never reaches
+	// authgate: CompleteConsent reports it.
+	back, err := sandbox.CompleteConsent(ctx, browser, auth.String(), sandbox.Choice{Account: account})
 	if err != nil {
 		return err
 	}
-	resp, err := browser.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return nil
+	_, err = step(back.String())
+	return err
 }
 
 func (d *demoChecker) sandboxAdmin(ctx context.Context, method, path string, body []byte) error {
@@ -400,15 +427,17 @@ func (d *demoChecker) refresh(ctx context.Context, id authgate.CredentialID) {
 	}
 	d.add("google", "refresh", err, fmt.Sprintf("forced refresh: token %s → %s; Drive accepts the new one", before.Fingerprint, after),
 		"the refresh token does not work: reconnect, and check the OAuth client is not in testing mode (7-day refresh tokens)")
-	err = burstErr
-	if err == nil {
+	err, fix := burstErr, ""
+	if err != nil {
+		err = errors.New("not checked: the forced refresh failed")
+	} else {
+		fix = "run every instance against one database: refreshes are single-flight only within one store"
 		refreshes, err = d.countRefreshes(ctx, id, last)
 		if err == nil && refreshes != 1 {
 			err = fmt.Errorf("%d parallel token requests caused %d refreshes (lifecycle events), want exactly 1", democheckParallel, refreshes)
 		}
 	}
-	d.add("google", "concurrency", err, fmt.Sprintf("%d parallel token requests → exactly 1 refresh (lifecycle events)", democheckParallel),
-		"run every instance against one database: refreshes are single-flight only within one store")
+	d.add("google", "concurrency", err, fmt.Sprintf("%d parallel token requests → exactly 1 refresh (lifecycle events)", democheckParallel), fix)
 }
 
 // burst makes democheckParallel token requests at once, all reporting

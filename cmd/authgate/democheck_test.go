@@ -102,3 +102,33 @@ func TestDemoCheckFault(t *testing.T) {
 		t.Fatalf("no server: %v", err)
 	}
 }
+
+// TestDemoCheckFaults: a provider fault armed before democheck fails the
+// item that meets it first, with exit status 1: an admin policy refuses the
+// sign-in (connect), a refresh answered invalid_grant fails the forced
+// refresh (refresh). A fault the fresh sign-in heals (a revoke, an unshared
+// Notion page) is not a failure of the demo to come.
+func TestDemoCheckFaults(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		fault          sandbox.Fault
+		failed, passed string
+	}{
+		{sandbox.Fault{Provider: "google", Fault: "admin_policy", Account: "demo@acme.example"}, "fix: the Workspace admin must allow", "✓ disconnect"},
+		{sandbox.Fault{Provider: "google", Fault: "invalid_grant_next", Account: "demo@acme.example"}, "✗ refresh", "✓ doc"},
+	} {
+		t.Run(string(tc.fault.Fault), func(t *testing.T) {
+			t.Parallel()
+			env, _ := democheckEnv(t)
+			if err := env.Server.Sandbox.InjectFault(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runWith(t, env, "democheck", "--providers", "google")
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(out, tc.failed) || !strings.Contains(out, tc.passed) || !strings.Contains(out, "FAIL ") {
+				t.Fatalf("democheck after %s: %v\n%s", tc.fault.Fault, err, out)
+			}
+			t.Logf("\n%s", out)
+		})
+	}
+}

@@ -92,7 +92,15 @@ Exit status: 0 healthy, 1 problems found, 2 could not run.`,
 
 func doctorRemote(ctx context.Context, c *authgate.Client, id, user, provider, run, target string, req authgate.DiagnoseRequest) (authgate.Diagnosis, error) {
 	if run != "" && id == "" {
-		return authgate.Diagnosis{}, errors.New("--run needs the database (run the doctor on the server's host without AUTHGATE_URL), or pass --credential")
+		r, err := c.Run(ctx, authgate.RunID(run))
+		if err != nil {
+			return authgate.Diagnosis{}, fmt.Errorf("run %s: %w", run, err)
+		}
+		cid, err := runCredential(r)
+		if err != nil {
+			return authgate.Diagnosis{}, err
+		}
+		id = string(cid)
 	}
 	if id == "" {
 		page, err := c.Credentials(ctx, authgate.CredentialFilter{UserID: user, Provider: provider})
@@ -112,6 +120,20 @@ func doctorRemote(ctx context.Context, c *authgate.Client, id, user, provider, r
 		req.Targets = targetFor(cred.Provider, target)
 	}
 	return c.Diagnose(ctx, authgate.CredentialID(id), req)
+}
+
+// runCredential is the credential a run's blocked step used, or its only
+// binding's (the same rule as the offline doctor.ResolveRun).
+func runCredential(r authgate.Run) (authgate.CredentialID, error) {
+	if r.Blocked != nil && r.Blocked.CredentialID != "" {
+		return r.Blocked.CredentialID, nil
+	}
+	if len(r.Bindings) == 1 {
+		for _, id := range r.Bindings {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("run %s is %s, not blocked on a credential, and binds %d; name one with --credential", r.ID, r.State, len(r.Bindings))
 }
 
 // targetFor reads --target by the credential's provider.

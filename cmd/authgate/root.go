@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		newMCPCmd(),
 		newRunsCmd(),
 		newDemoCmd(),
+		newDemoCheckCmd(),
 		newVersionCmd(),
 	)
 	refuseUnknownSubcommands(root)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/server"
 )
 
@@ -152,6 +153,21 @@ func (g *globals) openCore(ctx context.Context) (*server.Core, error) {
 // commands that show metadata and fingerprints only.
 func (g *globals) openMetadata(ctx context.Context) (*server.Core, error) {
 	return g.open(ctx, server.CoreOptions{MustExist: true, MetadataOnly: true})
+}
+
+// openTenant opens the installation and resolves a tenant by id or name;
+// the caller closes the core.
+func (g *globals) openTenant(ctx context.Context, idOrName string) (*server.Core, authgate.Tenant, error) {
+	core, err := g.openCore(ctx)
+	if err != nil {
+		return nil, authgate.Tenant{}, err
+	}
+	t, err := core.Tenancy.Resolve(ctx, idOrName)
+	if err != nil {
+		core.Close()
+		return nil, authgate.Tenant{}, err
+	}
+	return core, t, nil
 }
 
 func (g *globals) open(ctx context.Context, opts server.CoreOptions) (*server.Core, error) {

@@ -20,15 +20,11 @@ func newTenantKeysCmd(g *globals) *cobra.Command {
 		Short: "Add an API key to a tenant and print it once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			core, err := g.openCore(cmd.Context())
+			core, t, err := g.openTenant(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer core.Close()
-			t, err := core.Tenancy.Resolve(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
 			k, key, err := core.Tenancy.CreateKey(cmd.Context(), t.ID, name)
 			if err != nil {
 				return err
@@ -44,15 +40,11 @@ func newTenantKeysCmd(g *globals) *cobra.Command {
 		Short: "List a tenant's API keys (ids and names; never the keys)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			core, err := g.openCore(cmd.Context())
+			core, t, err := g.openTenant(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer core.Close()
-			t, err := core.Tenancy.Resolve(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
 			ks, err := core.Tenancy.ListKeys(cmd.Context(), t.ID)
 			if err != nil {
 				return err
@@ -78,15 +70,11 @@ func newTenantKeysCmd(g *globals) *cobra.Command {
 		Short: "Revoke an API key; running servers refuse it within a second",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			core, err := g.openCore(cmd.Context())
+			core, t, err := g.openTenant(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer core.Close()
-			t, err := core.Tenancy.Resolve(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
 			if err := core.Tenancy.RevokeKey(cmd.Context(), t.ID, authgate.APIKeyID(args[1])); err != nil {
 				return err
 			}

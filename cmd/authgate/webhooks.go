@@ -18,13 +18,8 @@ func newTenantWebhooksCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return nil, "", cfg, err
 		}
-		core, err := g.openCore(cmd.Context())
+		core, t, err := g.openTenant(cmd.Context(), tenant)
 		if err != nil {
-			return nil, "", cfg, err
-		}
-		t, err := core.Tenancy.Resolve(cmd.Context(), tenant)
-		if err != nil {
-			core.Close()
 			return nil, "", cfg, err
 		}
 		return core, t.ID, cfg, nil

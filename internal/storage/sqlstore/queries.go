@@ -99,10 +99,7 @@ func (q Queries) SealedKeyIDs(ctx context.Context) ([]string, error) {
 	ids, err := queryRows(ctx, q, q.R, func(s Row) (string, error) {
 		var id string
 		return id, q.mapErr(s.Scan(&id))
-	}, `SELECT access_token_kid FROM credentials WHERE access_token_ct IS NOT NULL
-		UNION SELECT refresh_token_kid FROM credentials WHERE refresh_token_ct IS NOT NULL
-		UNION SELECT verifier_kid FROM connect_sessions WHERE verifier_ct IS NOT NULL
-		UNION SELECT secret_kid FROM webhook_endpoints`)
+	}, sealedKeyIDsQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -128,12 +125,23 @@ func (q Queries) SealedSample(ctx context.Context, keyID string) (storage.Sealed
 	return storage.SealedSample{}, storage.ErrNotFound
 }
 
+// sealedColumns is every place a sealed secret is stored: SealedKeyIDs
+// and SealedSample both read this one list.
 var sealedColumns = []struct{ table, kid, ct, field string }{
 	{"credentials", "access_token_kid", "access_token_ct", "access_token"},
 	{"credentials", "refresh_token_kid", "refresh_token_ct", "refresh_token"},
 	{"connect_sessions", "verifier_kid", "verifier_ct", "connect_verifier"},
 	{"webhook_endpoints", "secret_kid", "secret_ct", "webhook_secret"},
 }
+
+// sealedKeyIDsQuery lists the key ids of every stored secret.
+var sealedKeyIDsQuery = func() string {
+	parts := make([]string, len(sealedColumns))
+	for i, c := range sealedColumns {
+		parts[i] = `SELECT ` + c.kid + ` FROM ` + c.table + ` WHERE ` + c.ct + ` IS NOT NULL`
+	}
+	return strings.Join(parts, "\n\t\tUNION ")
+}()
 
 const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subject, email, account_type, domain,
 	granted_scopes, requested_scopes, token_type,

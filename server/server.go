@@ -337,7 +337,7 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 	if isPostgres(cfg.Database) {
 		store, err = pgstore.Open(ctx, cfg.Database, pgstore.Options{})
 	} else {
-		store, err = sqlitestore.Open(ctx, path)
+		store, err = sqlitestore.Open(ctx, path, sqlitestore.WithClock(cfg.Clock))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.Database), err)

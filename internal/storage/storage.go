@@ -38,6 +38,12 @@ type Store interface {
 	Tx(ctx context.Context, fn func(q Queries) error) error
 	// Ping checks the database answers (readiness).
 	Ping(ctx context.Context) error
+	// ClockNow is the database's time: what leases, in-doubt records and
+	// every other comparison that crosses processes measure against, so two
+	// hosts whose clocks disagree still agree on who holds a lease.
+	// PostgreSQL answers with its server clock; SQLite, whose processes all
+	// run on one host, with the clock the store was opened with.
+	ClockNow(ctx context.Context) (time.Time, error)
 	Close() error
 }
 
@@ -96,6 +102,14 @@ type Queries interface {
 	CredentialLeaseRenew(ctx context.Context, p CredentialLeaseParams) (bool, error)
 	// CredentialLeaseRelease frees the lease if Holder holds it.
 	CredentialLeaseRelease(ctx context.Context, p CredentialLeaseParams) error
+	// CredentialSendMark records, only if Holder still holds the lease
+	// (expired or not, as long as nobody took it over), that Holder is about
+	// to present the refresh token with fingerprint RefreshFP, and moves the
+	// lease's expiry to LeaseUntil. false: the lease was lost and nothing was
+	// recorded. Never changes the version.
+	CredentialSendMark(ctx context.Context, p CredentialSendParams) (bool, error)
+	// CredentialSendClear removes the in-doubt record if Holder wrote it.
+	CredentialSendClear(ctx context.Context, p CredentialSendParams) error
 
 	// CredentialSetVerified records a live verification's time, verdict and
 	// result (JSON) on a tenant's credential, without changing its version
@@ -259,6 +273,18 @@ type CredentialLeaseParams struct {
 	Until  time.Time
 }
 
+// CredentialSendParams is an in-doubt record: Holder presents the refresh
+// token with fingerprint RefreshFP at At; that request may land at the
+// provider until Deadline. Times are the database's (Store.ClockNow).
+type CredentialSendParams struct {
+	ID         authgate.CredentialID
+	Holder     string
+	RefreshFP  string
+	At         time.Time
+	Deadline   time.Time
+	LeaseUntil time.Time
+}
+
 // ConnectSession is one pending "connect this provider" flow.
 type ConnectSession struct {
 	ID              string
@@ -361,6 +387,13 @@ type Credential struct {
 	// The refresh lease (read-only here: see CredentialLeaseAcquire).
 	LeaseHolder    string
 	LeaseExpiresAt time.Time
+
+	// The in-doubt record of the last refresh sent (read-only here: see
+	// CredentialSendMark); SendHolder "" when there is none.
+	SendHolder    string
+	SendRefreshFP string
+	SendAt        time.Time
+	SendDeadline  time.Time
 }
 
 // CredentialSetVerifiedParams is one verification's record.

@@ -91,6 +91,12 @@ type Loaded struct {
 	// The refresh lease as stored (the refresher waits on it).
 	LeaseHolder    string
 	LeaseExpiresAt time.Time
+	// The in-doubt record of the last refresh sent (see
+	// storage.CredentialSendMark): a takeover never presents SendRefreshFP
+	// again before SendDeadline.
+	SendHolder    string
+	SendRefreshFP string
+	SendDeadline  time.Time
 }
 
 // Get returns a credential's metadata (no decryption).
@@ -124,7 +130,8 @@ func (v *Vault) LoadAccess(ctx context.Context, tenant authgate.TenantID, id aut
 	if err != nil {
 		return nil, err
 	}
-	return &Loaded{Credential: Public(rec), AccessToken: at, LeaseHolder: rec.LeaseHolder, LeaseExpiresAt: rec.LeaseExpiresAt}, nil
+	return &Loaded{Credential: Public(rec), AccessToken: at, LeaseHolder: rec.LeaseHolder, LeaseExpiresAt: rec.LeaseExpiresAt,
+		SendHolder: rec.SendHolder, SendRefreshFP: rec.SendRefreshFP, SendDeadline: rec.SendDeadline}, nil
 }
 
 func (v *Vault) decrypt(rec *storage.Credential) (*Loaded, error) {
@@ -136,7 +143,8 @@ func (v *Vault) decrypt(rec *storage.Credential) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loaded{Credential: Public(rec), AccessToken: at, RefreshToken: rt, LeaseHolder: rec.LeaseHolder, LeaseExpiresAt: rec.LeaseExpiresAt}, nil
+	return &Loaded{Credential: Public(rec), AccessToken: at, RefreshToken: rt, LeaseHolder: rec.LeaseHolder, LeaseExpiresAt: rec.LeaseExpiresAt,
+		SendHolder: rec.SendHolder, SendRefreshFP: rec.SendRefreshFP, SendDeadline: rec.SendDeadline}, nil
 }
 
 func (v *Vault) get(ctx context.Context, q storage.Queries, tenant authgate.TenantID, id authgate.CredentialID) (*storage.Credential, error) {

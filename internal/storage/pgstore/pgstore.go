@@ -127,6 +127,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// ClockNow is the PostgreSQL server's clock at the moment of the query
+// (clock_timestamp, not the transaction's start), the one clock every
+// process sharing this database agrees on.
+func (s *Store) ClockNow(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("postgres: clock: %w", err)
+	}
+	return t.UTC(), nil
+}
+
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 

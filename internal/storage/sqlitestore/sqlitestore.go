@@ -37,6 +37,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/storage/sqlstore"
 )
@@ -81,6 +82,14 @@ type Option func(*options)
 
 type options struct {
 	changePollInterval time.Duration
+	clock              clock.Clock
+}
+
+// WithClock sets the clock ClockNow answers with (default the wall clock).
+// Every process on one SQLite file runs on one host, so the host's clock is
+// the database's; tests inject a fake one.
+func WithClock(c clock.Clock) Option {
+	return func(o *options) { o.clock = c }
 }
 
 // WithChangePollInterval sets how often WatchCredentials polls for commits
@@ -98,6 +107,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	if o.changePollInterval <= 0 {
 		o.changePollInterval = DefaultChangePollInterval
+	}
+	if o.clock == nil {
+		o.clock = clock.Real{}
 	}
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
@@ -171,6 +183,9 @@ func (s *Store) Close() error {
 }
 
 // Ping checks that the database answers a query.
+// ClockNow is the database's time: the host's clock (see WithClock).
+func (s *Store) ClockNow(context.Context) (time.Time, error) { return s.opts.clock.Now(), nil }
+
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	return s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one)

@@ -149,7 +149,8 @@ const credentialColumns = `id, tenant_id, user_id, provider, workspace_id, subje
 	refresh_token_kid, refresh_token_ct, refresh_token_fp,
 	status, status_reason, version, created_at, updated_at, last_used_at, last_refreshed_at,
 	clock_skew_ms, clock_skew_at, lease_holder, lease_expires_at,
-	last_verified_at, last_verdict, last_verification`
+	last_verified_at, last_verdict, last_verification,
+	send_holder, send_refresh_fp, send_at, send_deadline`
 
 // credentialInsertColumns leave the verification columns to their defaults
 // (they differ by dialect: TEXT ” on SQLite, JSONB NULL on PostgreSQL).
@@ -196,7 +197,8 @@ func (q Queries) scanCredential(s Row) (*storage.Credential, error) {
 		&c.RefreshToken.KeyID, &c.RefreshToken.Data, &c.RefreshTokenFP,
 		&c.Status, &c.StatusReason, &c.Version, at(&c.CreatedAt), at(&c.UpdatedAt), at(&c.LastUsedAt), at(&c.LastRefreshedAt),
 		&skewMS, at(&c.ClockSkewAt), &c.LeaseHolder, at(&c.LeaseExpiresAt),
-		at(&c.LastVerifiedAt), &c.LastVerdict, &verification)
+		at(&c.LastVerifiedAt), &c.LastVerdict, &verification,
+		&c.SendHolder, &c.SendRefreshFP, at(&c.SendAt), at(&c.SendDeadline))
 	if err != nil {
 		return nil, q.mapErr(err)
 	}
@@ -394,6 +396,24 @@ func (q Queries) CredentialLeaseRenew(ctx context.Context, p storage.CredentialL
 
 func (q Queries) CredentialLeaseRelease(ctx context.Context, p storage.CredentialLeaseParams) error {
 	_, err := q.W.Exec(ctx, `UPDATE credentials SET lease_holder = '', lease_expires_at = NULL WHERE id = $1 AND lease_holder = $2`, p.ID, p.Holder)
+	return q.mapErr(err)
+}
+
+func (q Queries) CredentialSendMark(ctx context.Context, p storage.CredentialSendParams) (bool, error) {
+	if p.Holder == "" {
+		return false, errEmptyHolder
+	}
+	n, err := q.W.Exec(ctx, `UPDATE credentials SET send_holder = $1, send_refresh_fp = $2, send_at = $3, send_deadline = $4, lease_expires_at = $5
+		WHERE id = $6 AND lease_holder = $1`, p.Holder, p.RefreshFP, q.ts(p.At), q.ts(p.Deadline), q.ts(p.LeaseUntil), p.ID)
+	return n == 1, q.mapErr(err)
+}
+
+func (q Queries) CredentialSendClear(ctx context.Context, p storage.CredentialSendParams) error {
+	if p.Holder == "" {
+		return errEmptyHolder
+	}
+	_, err := q.W.Exec(ctx, `UPDATE credentials SET send_holder = '', send_refresh_fp = '', send_at = NULL, send_deadline = NULL
+		WHERE id = $1 AND send_holder = $2`, p.ID, p.Holder)
 	return q.mapErr(err)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/storage"
 )
 
@@ -43,6 +44,8 @@ func Run(t *testing.T, open Open) {
 		{"Events", testEvents},
 		{"Reseal", testReseal},
 		{"Lease", testLease},
+		{"SendRecord", testSendRecord},
+		{"ClockNow", testClockNow},
 		{"TouchBatch", testTouchBatch},
 		{"TxReadCAS", testTxReadCAS},
 		{"ConnectSession", testConnectSession},
@@ -620,6 +623,87 @@ func testReseal(t *testing.T, s storage.Store) {
 	todo, _ = s.CredentialListSealedNotWith(ctx, storage.CredentialListSealedNotWithParams{KeyID: "k2"})
 	if len(todo) != 1 || todo[0].ID != mixed.ID {
 		t.Fatalf("after reseal, needing k2: %v", todo)
+	}
+}
+
+// testSendRecord: the in-doubt record is written only by the lease's holder
+// (expired or not, while nobody took it over), renews the lease, never bumps
+// the version, and is cleared only by its writer.
+func testSendRecord(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	c := newCredential(tn.ID, "u1")
+	mustInsert(t, s, c)
+	get := func() *storage.Credential {
+		t.Helper()
+		got, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tn.ID, ID: c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	mark := func(holder string, at time.Time) storage.CredentialSendParams {
+		return storage.CredentialSendParams{ID: c.ID, Holder: holder, RefreshFP: "fp-" + holder, At: at, Deadline: at.Add(40 * time.Second), LeaseUntil: at.Add(3 * time.Second)}
+	}
+	if ok, err := s.CredentialSendMark(ctx, mark("a", base)); ok || err != nil {
+		t.Fatalf("mark without the lease = %v, %v; want false", ok, err)
+	}
+	if got := get(); got.SendHolder != "" || !got.SendAt.IsZero() {
+		t.Fatalf("a refused mark left a record: %+v", got)
+	}
+	if ok, _ := s.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: c.ID, Holder: "a", Now: base, Until: base.Add(3 * time.Second)}); !ok {
+		t.Fatal("acquire")
+	}
+	// Expired but not taken over: still a's to use.
+	if ok, err := s.CredentialSendMark(ctx, mark("a", base.Add(10*time.Second))); !ok || err != nil {
+		t.Fatalf("mark by the holder = %v, %v", ok, err)
+	}
+	got := get()
+	if got.SendHolder != "a" || got.SendRefreshFP != "fp-a" || !got.SendAt.Equal(base.Add(10*time.Second)) || !got.SendDeadline.Equal(base.Add(50*time.Second)) ||
+		!got.LeaseExpiresAt.Equal(base.Add(13*time.Second)) || got.Version != 1 {
+		t.Fatalf("record %q %q at %v until %v, lease until %v, version %d", got.SendHolder, got.SendRefreshFP, got.SendAt, got.SendDeadline, got.LeaseExpiresAt, got.Version)
+	}
+	// b takes the expired lease over: a can no longer mark, the record stays.
+	if ok, _ := s.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: c.ID, Holder: "b", Now: base.Add(14 * time.Second), Until: base.Add(17 * time.Second)}); !ok {
+		t.Fatal("takeover")
+	}
+	if ok, _ := s.CredentialSendMark(ctx, mark("a", base.Add(15*time.Second))); ok {
+		t.Fatal("a marked a send after losing the lease")
+	}
+	if err := s.CredentialSendClear(ctx, mark("b", base)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got.SendHolder != "a" || got.LeaseHolder != "b" {
+		t.Fatalf("b cleared a's record: %q, lease %q", got.SendHolder, got.LeaseHolder)
+	}
+	if err := s.CredentialSendClear(ctx, mark("a", base)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got.SendHolder != "" || got.SendRefreshFP != "" || !got.SendAt.IsZero() || !got.SendDeadline.IsZero() || got.LeaseHolder != "b" || got.Version != 1 {
+		t.Fatalf("after clear: %+v", got)
+	}
+	if _, err := s.CredentialSendMark(ctx, mark("", base)); err == nil {
+		t.Fatal("mark with an empty holder succeeded")
+	}
+}
+
+// testClockNow: the database tells a time, and it moves forward. (SQLite
+// answers with the clock it was opened with, the wall clock here.)
+func testClockNow(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	a, err := s.ClockNow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.ClockNow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IsZero() || b.Before(a) {
+		t.Fatalf("database clock went %v then %v", a, b)
+	}
+	if d := a.Sub(clock.Real{}.Now()); d > time.Hour || d < -time.Hour {
+		t.Fatalf("database clock %v is %v away from this host's: not a clock", a, d)
 	}
 }
 

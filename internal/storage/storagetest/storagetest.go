@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/authgate/authgate"
-	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/clock"
+	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/storage"
 )
 

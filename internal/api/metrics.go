@@ -20,6 +20,7 @@ type Metrics struct {
 	tokenRequests   *prometheus.CounterVec
 	classifications *prometheus.CounterVec
 	exchanges       *prometheus.CounterVec
+	commitRetries   *prometheus.CounterVec
 	// tokenCounters memoizes tokenRequests' children: the token route is
 	// the hot path, and a label lookup hashes both values every time.
 	tokenCounters sync.Map // [2]string → prometheus.Counter
@@ -44,7 +45,8 @@ func NewMetrics() *Metrics {
 	m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_token_requests_total", Help: "Token API requests by provider and result (served, refreshed, or an error class)."}, []string{"provider", "result"})
 	m.classifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_classifications_total", Help: "Errors classified through /v1/classify, by class."}, []string{"class"})
 	m.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_code_exchanges_total", Help: "Authorization-code exchanges by provider and outcome."}, []string{"provider", "outcome"})
-	m.reg.MustRegister(m.refreshes, m.refreshDuration, m.tokenRequests, m.classifications, m.exchanges,
+	m.commitRetries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_refresh_commit_retries_total", Help: "Attempts to store a provider's refresh answer that the database refused and that were retried (the answer is kept)."}, []string{"provider"})
+	m.reg.MustRegister(m.refreshes, m.refreshDuration, m.tokenRequests, m.classifications, m.exchanges, m.commitRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -53,6 +55,12 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Refresh(provider, outcome string, d time.Duration) {
 	m.refreshes.WithLabelValues(provider, outcome).Inc()
 	m.refreshDuration.WithLabelValues(provider, outcome).Observe(d.Seconds())
+}
+
+// RefreshCommitRetry counts one retried store of a refresh answer
+// (refresh.CommitObserver).
+func (m *Metrics) RefreshCommitRetry(provider string) {
+	m.commitRetries.WithLabelValues(provider).Inc()
 }
 
 // Exchange observes one code exchange.

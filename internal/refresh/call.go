@@ -36,12 +36,21 @@ type outcome struct {
 	description     string
 	// inDoubt: no answer, and the request may have reached the provider.
 	inDoubt bool
+	// notSent: the send guard kept the request from leaving (see
+	// indoubt.go); leaseLost says the flight no longer holds its lease.
+	notSent, leaseLost bool
 }
 
 // call makes one refresh request with x/oauth2 and records the response.
-func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Loaded) outcome {
-	start := r.cfg.Clock.Now()
-	rec := &httprec.Recorder{Base: r.cfg.Transport}
+// g, when set, records the send just before the request leaves and keeps it
+// from leaving when the flight lost its lease.
+func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Loaded, g *sendGuard) outcome {
+	start := r.now()
+	var base http.RoundTripper = r.cfg.Transport
+	if g != nil {
+		base = g.transport(base)
+	}
+	rec := &httprec.Recorder{Base: base}
 	cctx, cancel := context.WithTimeout(ctx, r.callTimeout(p))
 	defer cancel()
 	cctx = context.WithValue(cctx, oauth2.HTTPClient, &http.Client{Transport: rec})
@@ -52,7 +61,22 @@ func (r *Refresher) call(ctx context.Context, p *catalog.Provider, l *vault.Load
 	cfg := &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: p.TokenURL, AuthStyle: style}}
 	sent := l.RefreshToken.Reveal()
 	tok, err := cfg.TokenSource(cctx, &oauth2.Token{RefreshToken: sent, Expiry: time.Unix(1, 0)}).Token()
-	received := r.cfg.Clock.Now()
+	received := r.now()
+	if g != nil {
+		if why, lease := g.refused(); why != nil {
+			r.cfg.Logger.Warn("refresh not sent", slog.String("provider", p.Name), slog.String("credential_id", string(l.ID)),
+				slog.String("refresh_token_fp", l.RefreshToken.Fingerprint()), slog.String("reason", why.Error()))
+			return outcome{err: notSent(l.ID, p, why), notSent: true, leaseLost: lease}
+		}
+		// A refusal from the provider itself settles the request: the token
+		// was not spent (or the answer says it is dead). A success keeps
+		// the record until the new tokens are committed (the stored refresh
+		// token then differs from the record's): if the commit never lands,
+		// a takeover must still find it.
+		if err != nil && rec.Status >= 400 && rec.Status != http.StatusBadGateway && rec.Status != http.StatusGatewayTimeout {
+			g.settled(ctx)
+		}
+	}
 	out := outcome{status: rec.Status, requestID: rec.RequestID()}
 	out.skew, out.skewKnown = rec.ClockSkew(received)
 	// One parser for every provider's error shape; Slack answers refresh

@@ -128,7 +128,7 @@ func (r *Refresher) needsRefresh(s *snapshot, f *flight) bool {
 	if s.token.ExpiresAt == nil {
 		return unknownExpiryNeedsRefresh(s)
 	}
-	return s.token.ExpiresAt.Sub(r.cfg.Clock.Now()) < s.need(f.minValid)
+	return s.token.ExpiresAt.Sub(r.now()) < s.need(f.minValid)
 }
 
 func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id authgate.CredentialID) (*snapshot, bool, error) {
@@ -149,7 +149,7 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 		if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(s, f) {
 			return s, false, nil
 		}
-		now := r.cfg.Clock.Now()
+		now := r.now()
 		if now.Before(quarantine) {
 			return nil, false, inDoubt(id, p, quarantine.Sub(now))
 		}
@@ -166,8 +166,13 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 		if !l.HasRefreshToken {
 			return r.noRefreshToken(ctx, f, id, p)
 		}
-		if l.LeaseHolder != "" && l.LeaseExpiresAt.After(now) {
-			left := l.LeaseExpiresAt.Sub(now)
+		// Leases are compared with the database's time (indoubt.go).
+		dbNow, err := r.dbNow(ctx)
+		if err != nil {
+			return nil, false, fmt.Errorf("refresh %s: %w", id, err)
+		}
+		if l.LeaseHolder != "" && l.LeaseExpiresAt.After(dbNow) {
+			left := l.LeaseExpiresAt.Sub(dbNow)
 			if left > 2*r.cfg.LeaseTTL {
 				// Only a quarantine holds a lease this long.
 				return nil, false, inDoubt(id, p, left)
@@ -181,8 +186,11 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 		// that stopped (a crash, a kill -9, a quarantine running out): its
 		// request may have reached the provider and rotated the token.
 		orphan := l.LeaseHolder != ""
+		if _, err := r.priorSend(ctx, l, p, ""); err != nil {
+			return nil, false, err // a refresh sent by a stopped flight may still land
+		}
 		holder := r.cfg.Holder + "/" + nonce()
-		got, err := r.cfg.Store.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: id, Holder: holder, Now: now, Until: now.Add(r.cfg.LeaseTTL)})
+		got, err := r.cfg.Store.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: id, Holder: holder, Now: dbNow, Until: dbNow.Add(r.cfg.LeaseTTL)})
 		if err != nil {
 			return nil, false, fmt.Errorf("refresh %s: lease: %w", id, err)
 		}
@@ -269,6 +277,13 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 	if l.RefreshToken.IsZero() {
 		return nil, false, true, nil // flightBody handles it
 	}
+	// Another flight's in-doubt record for this refresh token: wait out its
+	// deadline, then introspect before presenting (indoubt.go).
+	if prior, err := r.priorSend(ctx, l, p, holder); err != nil {
+		return nil, false, false, err
+	} else if prior {
+		orphan = true
+	}
 	if orphan && p.RotatesRefreshTokens && p.IntrospectionURL != "" {
 		// Ask before presenting: if the stopped flight's refresh landed, the
 		// stored refresh token is retired and presenting it would revoke the
@@ -293,9 +308,19 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		out := r.call(ctx, p, l)
+		var guard *sendGuard
+		if p.RotatesRefreshTokens {
+			guard = r.newSendGuard(id, holder, l.RefreshToken.Fingerprint(), p)
+		}
+		out := r.call(ctx, p, l, guard)
+		if out.notSent {
+			if out.leaseLost {
+				return nil, false, true, nil // start over: someone else may hold it now
+			}
+			return nil, false, false, out.err
+		}
 		if out.err == nil {
-			c, err := r.apply(ctx, f.tenant, id, l, out)
+			c, err := r.apply(ctx, f.tenant, id, l, out, p.Name)
 			if errors.Is(err, vault.ErrStale) {
 				return nil, false, true, nil
 			}
@@ -316,7 +341,10 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 			// the lease for that long so no process tries.
 			fail.Description = "no answer to a refresh that may have reached the provider; not retried with the same refresh token"
 			_ = r.cfg.Vault.RecordFailure(ctx, f.tenant, id, fail)
-			now := r.cfg.Clock.Now()
+			now, derr := r.dbNow(context.WithoutCancel(ctx))
+			if derr != nil {
+				now = r.now()
+			}
 			until := now.Add(r.cfg.Quarantine)
 			stop()
 			lease.Now, lease.Until = now, until
@@ -370,33 +398,6 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 	}
 }
 
-// apply commits a successful refresh. The provider has already rotated, so
-// a failing database is retried (briefly) rather than dropping the only copy
-// of the new refresh token.
-func (r *Refresher) apply(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, l *vault.Loaded, out outcome) (authgate.Credential, error) {
-	upd := vault.Refreshed{
-		UsedRefreshFP: l.RefreshToken.Fingerprint(), AccessToken: out.access, ExpiresAt: out.expiresAt, RefreshToken: out.refresh,
-		Scopes: out.scopes, ClockSkew: out.skew, SkewKnown: out.skewKnown, RequestID: out.requestID, HTTPStatus: out.status, Actor: "refresher",
-	}
-	var err error
-	for attempt := range 5 {
-		var c authgate.Credential
-		c, err = r.cfg.Vault.ApplyRefresh(ctx, tenant, id, upd)
-		if err == nil || errors.Is(err, vault.ErrStale) {
-			return c, err
-		}
-		var ae *authgate.Error
-		if errors.As(err, &ae) && ae.Class != authgate.ClassInternal {
-			break
-		}
-		r.cfg.Logger.Error("store refreshed tokens", slog.String("credential_id", string(id)), slog.Int("attempt", attempt+1), slog.String("error", err.Error()))
-		if sleep(ctx, time.Duration(50<<attempt)*time.Millisecond) != nil {
-			break
-		}
-	}
-	return authgate.Credential{}, fmt.Errorf("refresh %s: store: %w", id, err)
-}
-
 // renew keeps a lease alive until the returned stop is called (which waits
 // for the renewer to exit, so nothing renews after a release).
 func (r *Refresher) renew(lease storage.CredentialLeaseParams) (stop func()) {
@@ -412,7 +413,11 @@ func (r *Refresher) renew(lease storage.CredentialLeaseParams) (stop func()) {
 				return
 			case <-t.C:
 			}
-			now := r.cfg.Clock.Now()
+			now, err := r.dbNow(ctx)
+			if err != nil {
+				r.cfg.Logger.Warn("refresh lease not renewed: no database clock", slog.String("credential_id", string(lease.ID)), slog.String("error", err.Error()))
+				continue
+			}
 			l := lease
 			l.Now, l.Until = now, now.Add(r.cfg.LeaseTTL)
 			ok, err := r.cfg.Store.CredentialLeaseRenew(ctx, l)
@@ -465,7 +470,10 @@ func (r *Refresher) WithLease(ctx context.Context, tenant authgate.TenantID, id 
 		e.mu.Lock()
 		changed := e.changedChan()
 		e.mu.Unlock()
-		now := r.cfg.Clock.Now()
+		now, err := r.dbNow(ctx)
+		if err != nil {
+			return fmt.Errorf("lease %s: %w", id, err)
+		}
 		got, err := r.cfg.Store.CredentialLeaseAcquire(ctx, storage.CredentialLeaseParams{ID: id, Holder: holder, Now: now, Until: now.Add(r.cfg.LeaseTTL)})
 		if err != nil {
 			return fmt.Errorf("lease %s: %w", id, err)

@@ -30,9 +30,10 @@ func (r *Refresher) Start() {
 
 // Close stops new flights, waits until ctx ends for the flights in progress
 // to commit what the provider answered (a caller that gave up does not make
-// a rotated refresh token any less precious), writes the pending uses and
-// stops the background work. It reports whether flights were still running
-// when ctx ended.
+// a rotated refresh token any less precious), and past ctx for those already
+// holding an answer whose commit the database keeps refusing; then it writes
+// the pending uses and stops the background work. It reports whether
+// flights were still running when ctx ended.
 func (r *Refresher) Close(ctx context.Context) error {
 	r.closeMu.Lock()
 	r.closed.Store(true)
@@ -45,6 +46,17 @@ func (r *Refresher) Close(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		err = ctx.Err()
+		// A rotation in hand is never abandoned: the provider already
+		// retired the old refresh token. Its commit is bounded by its own
+		// budget (commit.go).
+		stored := make(chan struct{})
+		go func() { r.commits.Wait(); close(stored) }()
+		select {
+		case <-stored:
+		default:
+			r.cfg.Logger.Warn("shutdown: waiting past the drain deadline for rotated tokens to be stored")
+			<-stored
+		}
 		r.cfg.Logger.Error("shutdown: refreshes still in flight were abandoned", slog.Duration("waited", time.Since(start)))
 	}
 	r.runMu.Lock()

@@ -83,6 +83,9 @@ type Config struct {
 	// Quarantine is how long a credential whose refresh may have landed
 	// unseen at a rotating provider is left alone (default CallTimeout).
 	Quarantine time.Duration
+	// SendMargin is added to an in-doubt record's deadline for a provider
+	// still processing a request its client gave up on (default 5s).
+	SendMargin time.Duration
 	// MaxAttempts bounds provider calls per refresh (default 4).
 	MaxAttempts int
 	// BaseBackoff and MaxBackoff shape full-jitter backoff (250ms, 5s);
@@ -113,6 +116,8 @@ type Refresher struct {
 
 	entries sync.Map // authgate.CredentialID → *entry
 	flights sync.WaitGroup
+	offset  atomic.Int64   // the database's clock minus ours, in ns (indoubt.go)
+	commits sync.WaitGroup // rotations received and not yet stored (commit.go)
 	touches touchBuffer
 
 	closeMu sync.RWMutex // orders flight starts against Close
@@ -144,6 +149,7 @@ func New(cfg Config) *Refresher {
 	def(&cfg.LeaseTTL, 3*time.Second)
 	def(&cfg.CallTimeout, 30*time.Second)
 	def(&cfg.Quarantine, cfg.CallTimeout)
+	def(&cfg.SendMargin, 5*time.Second)
 	def(&cfg.BaseBackoff, 250*time.Millisecond)
 	def(&cfg.MaxBackoff, 5*time.Second)
 	def(&cfg.MaxRetryAfter, 30*time.Second)
@@ -261,7 +267,7 @@ func (r *Refresher) serve(e *entry, s *snapshot, req Request, afterFlight, refre
 	if req.RejectedFingerprint != "" && req.RejectedFingerprint == s.cred.AccessTokenFingerprint {
 		return nil, nil, false
 	}
-	now := r.cfg.Clock.Now()
+	now := r.now()
 	if s.token.ExpiresAt == nil {
 		if unknownExpiryNeedsRefresh(s) && !refreshed {
 			return nil, nil, false

@@ -58,7 +58,7 @@ func (r *Refresher) dbNow(ctx context.Context) (time.Time, error) {
 	if off <= half+offsetNoise && off >= -half-offsetNoise {
 		off = 0
 	}
-	if prev := time.Duration(r.offset.Swap(int64(off))); (prev-off).Abs() > time.Second {
+	if prev := time.Duration(r.offset.Swap(int64(off))); (prev - off).Abs() > time.Second {
 		r.cfg.Logger.Warn("this process's clock differs from the database's; leases and expiries follow the database", slog.Duration("offset", off))
 	}
 	return t, nil

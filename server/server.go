@@ -735,8 +735,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Serve answers HTTP on ln until ctx is done, then shuts down gracefully:
 // in-flight requests get cfg.ShutdownTimeout to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	open := &openRequests{}
 	hs := &http.Server{
-		Handler:           s.handler,
+		Handler:           open.wrap(s.handler, s.cfg.Clock.Now),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -753,9 +754,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.cfg.Logger.Info("shutting down: finishing requests, then waiting for refreshes in flight", slog.String("request_timeout", s.cfg.ShutdownTimeout.String()),
 		slog.String("drain_timeout", s.cfg.DrainTimeout.String()))
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := hs.Shutdown(sctx)
+	err := s.shutdown(hs, open)
 	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
 	}

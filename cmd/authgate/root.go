@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -110,6 +111,16 @@ func (g *globals) config() (server.Config, error) {
 	}
 	if v := os.Getenv("AUTHGATE_RETURN_URL_ALLOWLIST"); v != "" {
 		cfg.ReturnURLAllowList = strings.Split(v, ",")
+	}
+	// How long one token call may take (default 30s): it sets how long a
+	// refresh that may have landed unseen keeps others from presenting the
+	// same refresh token.
+	if v := os.Getenv("AUTHGATE_REFRESH_CALL_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return server.Config{}, fmt.Errorf("AUTHGATE_REFRESH_CALL_TIMEOUT=%q: want a duration such as 30s", v)
+		}
+		cfg.RefreshCallTimeout = d
 	}
 	return cfg.WithDefaults(), nil
 }

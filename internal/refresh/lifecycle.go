@@ -71,3 +71,20 @@ func (r *Refresher) Close(ctx context.Context) error {
 	r.flushTouches(fctx)
 	return err
 }
+
+// InFlight counts the flights running in this process (shutdown keeps
+// answering the requests that wait on them). It walks every coordinator:
+// for shutdown, not for the hot path.
+func (r *Refresher) InFlight() int {
+	n := 0
+	r.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
+		e.mu.Lock()
+		if e.flight != nil {
+			n++
+		}
+		e.mu.Unlock()
+		return true
+	})
+	return n
+}

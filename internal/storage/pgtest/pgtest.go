@@ -21,6 +21,13 @@ import (
 // Open returns a store on a new schema, closed and dropped with t.
 func Open(t testing.TB) *pgstore.Store {
 	t.Helper()
+	return OpenN(t, 1)[0]
+}
+
+// OpenN returns n stores (pools of their own, as n processes would have) on
+// one new schema, closed and dropped with t.
+func OpenN(t testing.TB, n int) []*pgstore.Store {
+	t.Helper()
 	dsn := storagetest.PostgresDSN(t)
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -31,10 +38,14 @@ func Open(t testing.TB) *pgstore.Store {
 			conn.Close(context.Background())
 		}
 	})
-	s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
-	if err != nil {
-		t.Fatalf("PostgreSQL at %s: %v", dsn, err)
+	var out []*pgstore.Store
+	for range n {
+		s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatalf("PostgreSQL at %s: %v", dsn, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out = append(out, s)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return out
 }

@@ -320,7 +320,7 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 			return nil, false, false, out.err
 		}
 		if out.err == nil {
-			c, err := r.apply(ctx, f.tenant, id, l, out, p.Name)
+			c, err := r.apply(ctx, f.tenant, id, l, out, p.Name, guard)
 			if errors.Is(err, vault.ErrStale) {
 				return nil, false, true, nil
 			}

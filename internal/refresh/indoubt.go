@@ -225,9 +225,12 @@ func (g *sendGuard) refused() (err error, lease bool) {
 	return g.refusal, g.leaseErr
 }
 
-// settled is called once the provider answered (any status): the request
-// landed or was refused for good, so the record has served its purpose.
+// settled is called once the request's fate is known (the provider refused
+// it, or its answer is stored): the record has served its purpose.
 func (g *sendGuard) settled(ctx context.Context) {
+	if g == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.clear(context.WithoutCancel(ctx))

@@ -49,8 +49,7 @@ func (r *Refresher) Close(ctx context.Context) error {
 		// A rotation in hand is never abandoned: the provider already
 		// retired the old refresh token. Its commit is bounded by its own
 		// budget (commit.go).
-		stored := make(chan struct{})
-		go func() { r.commits.Wait(); close(stored) }()
+		stored := r.commits.zero()
 		select {
 		case <-stored:
 		default:

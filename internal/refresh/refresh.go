@@ -117,7 +117,7 @@ type Refresher struct {
 	entries sync.Map // authgate.CredentialID → *entry
 	flights sync.WaitGroup
 	offset  atomic.Int64   // the database's clock minus ours, in ns (indoubt.go)
-	commits sync.WaitGroup // rotations received and not yet stored (commit.go)
+	commits pendingCommits // refresh answers received and not yet stored (commit.go)
 	touches touchBuffer
 
 	closeMu sync.RWMutex // orders flight starts against Close

@@ -46,7 +46,7 @@ func (o *openRequests) list(now time.Time) []string {
 
 // shutdownGrace is how long, once no refresh is in flight any more, the
 // requests that waited on one get to write their answers.
-const shutdownGrace = time.Second
+const shutdownGrace = 2 * time.Second
 
 // shutdown stops hs gracefully: requests get cfg.ShutdownTimeout, longer
 // while refreshes are in flight (up to cfg.DrainTimeout: their callers get

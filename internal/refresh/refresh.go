@@ -24,6 +24,11 @@
 // refresh token: presenting it twice would revoke the whole token family.
 // The credential is quarantined instead (its lease kept) for long enough that
 // the first request can no longer land, and callers get a transient error.
+// Before a refresh token leaves for such a provider, the flight records the
+// send durably, and only while it still holds its lease; a takeover that
+// finds the record waits out its deadline (indoubt.go). Leases and records
+// are measured with the database's clock, and a provider's answer is kept
+// until the database takes it (commit.go).
 //
 // It must never log or return a refresh token, and never let one impatient
 // caller cancel a refresh others wait for.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,10 +41,28 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	}
 	px := startTCPProxy(t, u.Host)
 	u.Host = px.addr
-	retries := dbOutage(t, t.TempDir(), px.cut, px.restore, "AUTHGATE_DB="+u.String(), pgMasterKeys)
+	retries := dbOutage(t, t.TempDir(), px.cut, px.restore, false, "AUTHGATE_DB="+u.String(), pgMasterKeys)
 	if retries == 0 {
 		t.Error("no commit was retried: the outage did not hit the commit")
 	}
+}
+
+// TestDatabaseOutageThroughShutdownPostgres: the same, with SIGTERM arriving
+// just after the database went away: serve keeps the answer through the
+// shutdown, stores it when the database is back, answers the caller and
+// exits 0.
+func TestDatabaseOutageThroughShutdownPostgres(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("AUTHGATE_TEST_POSTGRES") == "" {
+		t.Skip("AUTHGATE_TEST_POSTGRES is unset: set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run on PostgreSQL")
+	}
+	u, err := url.Parse(postgresSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := startTCPProxy(t, u.Host)
+	u.Host = px.addr
+	dbOutage(t, t.TempDir(), px.cut, px.restore, true, "AUTHGATE_DB="+u.String(), pgMasterKeys)
 }
 
 // TestDatabaseLockedSQLite: SQLite waits for a lock up to its busy timeout
@@ -74,11 +93,12 @@ func TestDatabaseLockedSQLite(t *testing.T) {
 		tx.Close()
 		db.Close()
 	}
-	dbOutage(t, dir, lock, unlock)
+	dbOutage(t, dir, lock, unlock, false)
 }
 
 // dbOutage runs the scenario and returns how many commits serve retried.
-func dbOutage(t *testing.T, dir string, down, up func(), env ...string) float64 {
+// With sigterm, serve is asked to stop just after the database went away.
+func dbOutage(t *testing.T, dir string, down, up func(), sigterm bool, env ...string) float64 {
 	sb := startSandbox(t)
 	env = append(env, "AUTHGATE_SANDBOX_URL="+sb)
 	p := serve(t, dir, env...)
@@ -112,6 +132,9 @@ func dbOutage(t *testing.T, dir string, down, up func(), env ...string) float64 
 	waitForRefreshAtProvider(t, hc, sb, 1)
 	down()
 	start := time.Now()
+	if sigterm {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case ans := <-answer:
 		t.Fatalf("the caller was answered (%d %s %q) while the database was down", ans.status, ans.Type, ans.Detail)
@@ -128,12 +151,27 @@ func dbOutage(t *testing.T, dir string, down, up func(), env ...string) float64 
 	if ans.status != 200 || ans.Fingerprint == first.Fingerprint {
 		t.Fatalf("after the outage the caller got %d %s %q; want the refreshed token", ans.status, ans.Type, ans.Detail)
 	}
+	key := p.AdminKey
+	if sigterm {
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Fatalf("serve exited with %v; want 0\n%s", err, p.stderr.String())
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("serve did not exit")
+		}
+		if !strings.Contains(p.stderr.String(), "refreshed tokens stored after the database came back") {
+			t.Fatalf("no log line says the answer was stored after the outage:\n%s", p.stderr.String())
+		}
+		p = serve(t, dir, env...) // look at what was stored
+	}
 	var after struct {
 		Status    string `json:"status"`
 		RefreshFP string `json:"refresh_token_fingerprint"`
 		AccessFP  string `json:"access_token_fingerprint"`
 	}
-	if r := call(t, hc, "GET", p.URL+"/v1/credentials/"+cred, p.AdminKey, ""); json.Unmarshal([]byte(r.body), &after) != nil {
+	if r := call(t, hc, "GET", p.URL+"/v1/credentials/"+cred, key, ""); json.Unmarshal([]byte(r.body), &after) != nil {
 		t.Fatalf("credential %s", r.body)
 	}
 	if after.Status != "active" || after.RefreshFP == before.RefreshFP || after.AccessFP != ans.Fingerprint {

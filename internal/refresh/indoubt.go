@@ -4,10 +4,11 @@ package refresh
 //
 // A refresh token presented to a rotating provider is spent the moment the
 // provider processes the request, whether or not its answer reaches us. A
-// flight therefore records durably, just before the request's bytes leave
-// (in the transport, when the request body is first read: the headers are
-// still in the connection's buffer then), which refresh token it is about to
-// present, by which lease holder, and until when that request may still land:
+// flight therefore records durably, just before the token leaves (in the
+// transport, when the request body that carries it is first read: on
+// HTTP/1.1 the headers are still in the connection's buffer then; on HTTP/2
+// they may have gone, but a request whose body never follows is reset, not
+// processed), which refresh token it is about to present, by which lease holder, and until when that request may still land:
 // the moment of the record plus the stall the sender tolerates (one lease
 // period), the provider's token timeout and a margin. The record is written
 // only while the flight still holds its lease, so a holder frozen past its

@@ -22,14 +22,14 @@ import (
 // credential stays usable (killed: it may end reauth_required, but only
 // with introspection's proof that A's request rotated it).
 //
-// Token calls time out after 9 s (AUTHGATE_REFRESH_CALL_TIMEOUT), the
-// shortest that lets the 8 s answer through, so the killed variant's wait
-// for A's request deadline stays short.
+// Token calls time out after 10 s (AUTHGATE_REFRESH_CALL_TIMEOUT): short, so
+// the killed variant's wait for A's request deadline (3 s + 10 s + 5 s) stays
+// short, with 2 s of room over the 8 s answer for a loaded machine.
 
 const (
 	stallLatency = 8 * time.Second
 	stallFreeze  = 6 * time.Second
-	stallTimeout = "9s"
+	stallTimeout = "10s"
 )
 
 func TestStalledHolderFrozenSQLite(t *testing.T) {

@@ -74,8 +74,9 @@ func skewedLease(t *testing.T, sa, sb storage.Store, now time.Time) {
 	stores := []storage.Store{sa, sb}
 	var rs []*refresh.Refresher
 	for i := range 2 {
+		// The default 3 s lease: the skew is more than three of them.
 		rs = append(rs, refresh.New(refresh.Config{Store: stores[i], Vault: vault.New(stores[i], nil, clocks[i]), Clock: clocks[i],
-			LeaseTTL: 300 * time.Millisecond, Holder: []string{"a", "b"}[i]}))
+			Holder: []string{"a", "b"}[i]}))
 	}
 	var inside, overlaps, turns atomic.Int32
 	var wg sync.WaitGroup
@@ -88,9 +89,8 @@ func skewedLease(t *testing.T, sa, sb storage.Store, now time.Time) {
 					if inside.Add(1) > 1 {
 						overlaps.Add(1)
 					}
-					// Hold it for several lease periods (renewed meanwhile):
-					// long enough for the other, 10 s ahead or behind, to
-					// try and take it.
+					// Hold it long enough for the other, whose clock is 10 s
+					// ahead or behind, to try to take it.
 					time.Sleep(700 * time.Millisecond)
 					inside.Add(-1)
 					turns.Add(1)

@@ -97,6 +97,11 @@ type Queries interface {
 	// CredentialLeaseRelease frees the lease if Holder holds it.
 	CredentialLeaseRelease(ctx context.Context, p CredentialLeaseParams) error
 
+	// CredentialPromiseExtend and CredentialPromiseSeal keep the promise
+	// horizon of a credential's access token (see CredentialPromise).
+	CredentialPromiseExtend(ctx context.Context, p CredentialPromiseParams) (CredentialPromise, error)
+	CredentialPromiseSeal(ctx context.Context, p CredentialPromiseParams) (CredentialPromise, error)
+
 	// CredentialSetVerified records a live verification's time, verdict and
 	// result (JSON) on a tenant's credential, without changing its version
 	// (no token changed); ErrNotFound if there is no such credential.

@@ -53,7 +53,13 @@ func (r *Refresher) slow(ctx context.Context, req Request) (*Token, error) {
 			return nil, err
 		}
 	}
+	var last *snapshot // what the previous round's flight read
+	lastRefreshed := false
 	for range maxRounds {
+		// Providers that revoke the previous access token: promise.go.
+		if t, err, done := r.promiseFirst(ctx, e, last, req, lastRefreshed); done {
+			return t, err
+		}
 		f, err := r.flightFor(e, req)
 		if err != nil {
 			return nil, err
@@ -72,6 +78,7 @@ func (r *Refresher) slow(ctx context.Context, req Request) (*Token, error) {
 		if t, err, done := r.serve(e, f.snap, req, true, f.refreshed); done {
 			return t, err
 		}
+		last, lastRefreshed = f.snap, f.refreshed
 	}
 	e2 := authgate.Errorf(authgate.ClassTransient, "could not settle on a token for %s; try again", req.ID)
 	e2.CredentialID, e2.RetryAfter = req.ID, authgate.Duration(time.Second)
@@ -118,7 +125,7 @@ func (r *Refresher) fly(e *entry, f *flight, id authgate.CredentialID) {
 }
 
 // needsRefresh decides for the flight's own request.
-func (r *Refresher) needsRefresh(s *snapshot, f *flight) bool {
+func (r *Refresher) needsRefresh(e *entry, s *snapshot, f *flight) bool {
 	if f.rejected != "" {
 		return s.cred.AccessTokenFingerprint == f.rejected
 	}
@@ -128,7 +135,8 @@ func (r *Refresher) needsRefresh(s *snapshot, f *flight) bool {
 	if s.token.ExpiresAt == nil {
 		return unknownExpiryNeedsRefresh(s)
 	}
-	return s.token.ExpiresAt.Sub(r.cfg.Clock.Now()) < s.need(f.minValid)
+	now := r.cfg.Clock.Now()
+	return s.token.ExpiresAt.Sub(now) < s.need(f.minValid) || cutShort(e, s, now, s.need(f.minValid))
 }
 
 func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id authgate.CredentialID) (*snapshot, bool, error) {
@@ -146,7 +154,7 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 			return nil, false, err
 		}
 		s := r.remember(e, gen, epoch, l.Credential, l.AccessToken, p)
-		if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(s, f) {
+		if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(e, s, f) {
 			return s, false, nil
 		}
 		now := r.cfg.Clock.Now()
@@ -263,11 +271,15 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 		return nil, false, false, err
 	}
 	s = r.remember(e, gen, epoch, l.Credential, l.AccessToken, p)
-	if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(s, f) {
+	if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(e, s, f) {
 		return s, false, false, nil
 	}
 	if l.RefreshToken.IsZero() {
 		return nil, false, true, nil // flightBody handles it
+	}
+	// A provider that revokes the previous access token: wait for promises.
+	if again, err := r.keepPromises(ctx, e, f, s); again || err != nil {
+		return nil, false, again, err
 	}
 	if orphan && p.RotatesRefreshTokens && p.IntrospectionURL != "" {
 		// Ask before presenting: if the stopped flight's refresh landed, the

@@ -271,6 +271,9 @@ func (r *Refresher) serve(e *entry, s *snapshot, req Request, afterFlight, refre
 	}
 	left := s.token.ExpiresAt.Sub(now)
 	if left >= s.need(req.MinValid) || (refreshed && left > 0) {
+		if keepsPromises(s) && (left < req.MinValid || refreshed || !covered(e, s, now, req.MinValid)) {
+			return nil, nil, false // the promise is recorded first (promise.go)
+		}
 		r.touch(e, req.ID, now)
 		if left >= req.MinValid && !refreshed {
 			return s.token, nil, true

@@ -27,6 +27,8 @@ type fixture struct {
 	clock  *clock.Fake
 	mu     sync.Mutex
 	sleeps []time.Duration
+	// onSleep, when set, runs in the refresher's wait before it returns.
+	onSleep func(ctx context.Context, d time.Duration)
 }
 
 type serverConfig = server.Config
@@ -45,7 +47,11 @@ func startWith(t testing.TB, configure func(c *serverConfig)) *fixture {
 		c.RefreshSleep = func(ctx context.Context, d time.Duration) error {
 			f.mu.Lock()
 			f.sleeps = append(f.sleeps, d)
+			hook := f.onSleep
 			f.mu.Unlock()
+			if hook != nil {
+				hook(ctx, d)
+			}
 			return ctx.Err()
 		}
 	}})

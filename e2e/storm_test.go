@@ -380,8 +380,14 @@ func do(hc *http.Client, req *http.Request) (int, []byte, error) {
 // with access tokens that live stormTTLSeconds, and returns the credential id.
 func connectOIDC(t *testing.T, hc *http.Client, p *proc, sb, account string) string {
 	t.Helper()
+	return connectOIDCWithTTL(t, hc, p, sb, account, stormTTLSeconds)
+}
+
+// connectOIDCWithTTL is connectOIDC with access tokens that live ttl seconds.
+func connectOIDCWithTTL(t *testing.T, hc *http.Client, p *proc, sb, account string, ttl int) string {
+	t.Helper()
 	user := strings.SplitN(account, "@", 2)[0]
-	if r := call(t, hc, "POST", sb+"/sandbox/admin/consent", "", fmt.Sprintf(`{"provider":"oidc","account":%q,"access_token_ttl_seconds":%d}`, account, stormTTLSeconds)); r.status != 200 {
+	if r := call(t, hc, "POST", sb+"/sandbox/admin/consent", "", fmt.Sprintf(`{"provider":"oidc","account":%q,"access_token_ttl_seconds":%d}`, account, ttl)); r.status != 200 {
 		t.Fatalf("consent preset %d %s", r.status, r.body)
 	}
 	cs := call(t, hc, "POST", p.URL+"/v1/connect-sessions", p.AdminKey, fmt.Sprintf(`{"user_id":%q,"provider":"oidc","actions":["api.read"]}`, user))

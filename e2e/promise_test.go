@@ -22,6 +22,8 @@ import (
 // min_valid_met false, the provider must see no refresh-token reuse, and the
 // credential must end active.
 //
+// One worker in ten says it can wait at most a second (max_wait_seconds).
+//
 // The default run is short (6 s tokens, 1–2 s windows, 10 s); with
 // AUTHGATE_TEST_PROMISES=full (set by .ci/run) it is the issue's: 20 s
 // tokens, 3–8 s windows, 60 s.
@@ -159,8 +161,16 @@ func promiseWorker(ctx context.Context, hc *http.Client, procs []*proc, sb, key,
 	for ctx.Err() == nil {
 		p := procs[rng.IntN(len(procs))]
 		w := run.minWindow + rng.IntN(run.maxWind-run.minWindow+1)
+		body := fmt.Sprintf(`{"min_valid_seconds":%d}`, w)
+		if seed%10 == 9 {
+			// One worker in ten cannot wait a second: when a planned refresh
+			// would make it wait longer it gets the current token with the
+			// time it really has (min_valid_met false), and must be able to
+			// use it at 90 % of that.
+			body = fmt.Sprintf(`{"min_valid_seconds":%d,"max_wait_seconds":1}`, w)
+		}
 		start := time.Now()
-		status, raw, err := post(ctx, hc, p.URL+"/v1/credentials/"+cred+"/token", key, fmt.Sprintf(`{"min_valid_seconds":%d}`, w))
+		status, raw, err := post(ctx, hc, p.URL+"/v1/credentials/"+cred+"/token", key, body)
 		received := time.Now()
 		if err != nil {
 			return // ctx ended mid-request

@@ -76,7 +76,7 @@ func TestPromisesHoldOnRevokingProvider(t *testing.T) {
 
 	var (
 		during              sync.Once
-		e                   tokenResult
+		e, shortHTTP        tokenResult
 		short               *refresh.Token
 		shortErr            error
 		oldDuringWait       int
@@ -92,6 +92,8 @@ func TestPromisesHoldOnRevokingProvider(t *testing.T) {
 			sctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			short, shortErr = f.env.Server.Refresher.Token(sctx, refresh.Request{TenantID: cred.TenantID, ID: cred.ID, MinValid: 5 * time.Second})
 			cancel()
+			// The same over HTTP: the caller's deadline is max_wait_seconds.
+			shortHTTP = f.token(t, http.DefaultClient, cred.ID, `{"min_valid_seconds":5,"max_wait_seconds":0.3}`)
 			go func() { crossing <- f.token(t, http.DefaultClient, cred.ID, `{"min_valid_seconds":5}`) }()
 		})
 		f.clock.Advance(d)
@@ -129,6 +131,9 @@ func TestPromisesHoldOnRevokingProvider(t *testing.T) {
 	}
 	if shortErr != nil || short.AccessToken.Reveal() != old || short.MinValidMet || short.ExpiresAt == nil || !short.ExpiresAt.Equal(sealedAt) {
 		t.Fatalf("a caller with a 300 ms deadline: %+v, %v; want the current token, min_valid_met false, expiring at the planned refresh t0+%v", short, shortErr, sealedAt.Sub(t0))
+	}
+	if shortHTTP.status != 200 || shortHTTP.body["access_token"] != old || shortHTTP.body["min_valid_met"] != false || shortHTTP.body["expires_at"] != sealedAt.UTC().Format(time.RFC3339Nano) {
+		t.Fatalf("max_wait_seconds 0.3: %d %v; want the current token, min_valid_met false, expires_at %v", shortHTTP.status, shortHTTP.body, sealedAt)
 	}
 	if b.body["access_token"] == old || b.body["min_valid_met"] != true {
 		t.Fatalf("the caller that needed the refresh got %v", b.body)

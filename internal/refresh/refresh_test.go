@@ -389,7 +389,7 @@ func TestFreshTokenIsServedWithoutRefresh(t *testing.T) {
 	if c := f.sb().Counters()["google"]; c.Refreshes != 0 {
 		t.Fatalf("%d refreshes for a window no token meets", c.Refreshes)
 	}
-	for _, body := range []string{`{"min_valid_seconds":-1}`, `{"actions":["drive.explode"]}`, `{"min_valid_seconds":"soon"}`} {
+	for _, body := range []string{`{"min_valid_seconds":-1}`, `{"actions":["drive.explode"]}`, `{"min_valid_seconds":"soon"}`, `{"max_wait_seconds":0}`, `{"max_wait_seconds":-2}`, `{"max_wait_seconds":7200}`} {
 		if r := f.token(t, http.DefaultClient, cred.ID, body); r.status != 400 {
 			t.Errorf("bad body %s: %d", body, r.status)
 		}

@@ -180,6 +180,7 @@ func promiseWorker(ctx context.Context, hc *http.Client, procs []*proc, sb, key,
 			ExpiresAt   time.Time `json:"expires_at"`
 			MinValidMet bool      `json:"min_valid_met"`
 			Type        string    `json:"type"`
+			Detail      string    `json:"detail"`
 		}
 		_ = json.Unmarshal(raw, &out)
 		st.mu.Lock()
@@ -187,7 +188,7 @@ func promiseWorker(ctx context.Context, hc *http.Client, procs []*proc, sb, key,
 		st.statuses[status]++
 		st.latencies = append(st.latencies, received.Sub(start))
 		if status != 200 {
-			st.problems[out.Type]++
+			st.problems[out.Type+": "+out.Detail]++
 		} else if !out.MinValidMet {
 			st.notMet++
 		}

@@ -66,6 +66,9 @@ func (r *Refresher) slow(ctx context.Context, req Request) (*Token, error) {
 		}
 		select {
 		case <-ctx.Done():
+			if t := r.lateAnswer(ctx, e, last, req); t != nil {
+				return t, nil // promise.go: a deadline ran out on a revoking provider
+			}
 			return nil, ctx.Err()
 		case <-f.done:
 		}

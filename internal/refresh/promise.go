@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -287,4 +288,39 @@ func latest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// lateAnswer is for a caller whose deadline ran out while it waited for a
+// flight: on a revoking provider it still gets the current token, if that is
+// alive and promised (min_valid_met false, expires_at when it really stops
+// working), rather than an error. This process's copy of the horizon is a
+// lower bound of the recorded one, so the end it reports holds.
+func (r *Refresher) lateAnswer(ctx context.Context, e *entry, s *snapshot, req Request) *Token {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil // the caller went away
+	}
+	if s == nil {
+		if s = e.snap.Load(); s == nil {
+			s = e.pending.Load()
+		}
+	}
+	if s == nil || s.tenant != req.TenantID || s.cred.Status != authgate.CredentialStatusActive || !keepsPromises(s) ||
+		req.RejectedFingerprint == s.cred.AccessTokenFingerprint {
+		return nil
+	}
+	ps := promiseFor(e, s)
+	if ps == nil {
+		return nil
+	}
+	now := r.cfg.Clock.Now()
+	end := earliest(*s.token.ExpiresAt, ps.horizon.Add(-ps.offset))
+	if !end.After(now) {
+		return nil
+	}
+	if len(req.Actions) > 0 && missingScopes(s, req.Actions) != nil {
+		return nil
+	}
+	c := *s.token
+	c.MinValidMet, c.ExpiresAt = false, &end
+	return &c
 }

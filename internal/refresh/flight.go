@@ -280,10 +280,13 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 	if l.RefreshToken.IsZero() {
 		return nil, false, true, nil // flightBody handles it
 	}
-	// A provider that revokes the previous access token: wait for promises.
-	if again, err := r.keepPromises(ctx, e, f, s); again || err != nil {
+	// A provider that revokes the previous access token: wait for promises
+	// (promise.go); the refresh then gets a budget of its own.
+	var budgetDone context.CancelFunc
+	if ctx, budgetDone, again, err = r.keepPromises(ctx, e, f, s); again || err != nil {
 		return nil, false, again, err
 	}
+	defer budgetDone()
 	if orphan && p.RotatesRefreshTokens && p.IntrospectionURL != "" {
 		// Ask before presenting: if the stopped flight's refresh landed, the
 		// stored refresh token is retired and presenting it would revoke the

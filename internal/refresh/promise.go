@@ -246,34 +246,40 @@ func (r *Refresher) shortDeadline(ctx context.Context, e *entry, s *snapshot, re
 // the token lifetime) plus one chunk. again is true when the stored promises
 // belong to a newer token (the flight starts over). A refresh for a token a
 // caller reported rejected does not wait: the provider already refuses it.
-func (r *Refresher) keepPromises(ctx context.Context, e *entry, f *flight, s *snapshot) (again bool, err error) {
+//
+// The wait is bounded by the sealed horizon, not by the flight's budget (a
+// default 5-minute window on hour-long tokens can mean minutes): after it,
+// the refresh runs on a fresh budget, returned as ctx with its cancel.
+func (r *Refresher) keepPromises(ctx context.Context, e *entry, f *flight, s *snapshot) (_ context.Context, cancel context.CancelFunc, again bool, err error) {
+	noop := func() {}
 	if !keepsPromises(s) {
-		return false, nil
+		return ctx, noop, false, nil
 	}
 	now, offset, err := r.dbNow(ctx)
 	if err != nil {
-		return false, err
+		return ctx, noop, false, err
 	}
 	p, err := r.cfg.Store.CredentialPromiseSeal(ctx, storage.CredentialPromiseParams{ID: s.cred.ID, AccessFP: s.cred.AccessTokenFingerprint, Version: s.cred.Version, Until: now})
 	if err != nil {
-		return false, fmt.Errorf("refresh %s: seal the promises: %w", s.cred.ID, err)
+		return ctx, noop, false, fmt.Errorf("refresh %s: seal the promises: %w", s.cred.ID, err)
 	}
 	r.notePromise(e, p, offset)
 	if p.AccessFP != s.cred.AccessTokenFingerprint {
-		return true, nil
+		return ctx, noop, true, nil
 	}
 	wait := p.Horizon.Sub(now)
 	if wait <= 0 || f.rejected != "" {
-		return false, nil
+		return ctx, noop, false, nil
 	}
 	r.cfg.Logger.Debug("refresh waits for the promises on the current token", slog.String("credential_id", string(s.cred.ID)), slog.Duration("wait", wait))
 	e.pending.Store(s)
-	err = r.cfg.Sleep(ctx, wait)
+	err = r.cfg.Sleep(context.WithoutCancel(ctx), wait)
 	e.pending.Store(nil)
 	if err != nil {
-		return false, authgate.Errorf(authgate.ClassTransient, "timed out waiting for the promises on the current token to run out").WithCause(err)
+		return ctx, noop, false, authgate.Errorf(authgate.ClassTransient, "interrupted waiting for the promises on the current token to run out").WithCause(err)
 	}
-	return false, nil
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), r.flightBudget())
+	return ctx, cancel, false, nil
 }
 
 func earliest(a, b time.Time) time.Time {

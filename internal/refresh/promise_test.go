@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/storage"
+	"github.com/authgate/authgate/sandbox"
 )
 
 // startRecordingRefreshes starts a server whose provider token calls are
@@ -179,5 +182,70 @@ func TestNonRevokingProviderRefreshesAtOnce(t *testing.T) {
 	got, err := f.env.Server.Store.CredentialPromiseExtend(context.Background(), storage.CredentialPromiseParams{ID: cred.ID, AccessFP: "zzzzzzzzzz", Version: 0, Until: t0})
 	if err != nil || got.AccessFP != "zzzzzzzzzz" {
 		t.Fatalf("promise row of a Google credential: %+v %v; want none", got, err)
+	}
+}
+
+// countingStore is the server's real store, counting promise writes.
+type countingStore struct {
+	storage.Store
+	storage.ChangeFeed
+	extends atomic.Int64
+}
+
+func (s *countingStore) CredentialPromiseExtend(ctx context.Context, p storage.CredentialPromiseParams) (storage.CredentialPromise, error) {
+	s.extends.Add(1)
+	return s.Store.CredentialPromiseExtend(ctx, p)
+}
+
+// TestPromiseWritesAreRare: 2,000 requests for a 5-minute window over 20 s
+// (fake clock) on a revoking provider's hour-long token record the promise
+// in a handful of writes (the horizon grows in 5 s chunks), not one per
+// request.
+func TestPromiseWritesAreRare(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	cred := f.oidcCred(t, "hot@example.com", 3600)
+	o := catalog.Options{SandboxBase: f.env.URL, SandboxClients: map[string]catalog.Credentials{}}
+	for _, name := range sandbox.ProviderNames {
+		if id, secret, ok := sandbox.DefaultCredentials(name); ok {
+			o.SandboxClients[name] = catalog.Credentials{ClientID: id, ClientSecret: secret}
+		}
+	}
+	cat, err := catalog.Load(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := cat.Get("oidc"); !p.RevokesAccessTokenOnRefresh {
+		t.Fatal("the catalog's oidc does not say it revokes the previous access token")
+	}
+	store := &countingStore{Store: f.env.Server.Store, ChangeFeed: f.env.Server.Store.(storage.ChangeFeed)}
+	r := refresh.New(refresh.Config{Store: store, Vault: f.env.Server.Vault, Providers: cat, Clock: f.clock})
+	r.Start()
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	const requests = 2000
+	for range requests {
+		tok, err := r.Token(context.Background(), refresh.Request{TenantID: cred.TenantID, ID: cred.ID, MinValid: 5 * time.Minute})
+		if err != nil || !tok.MinValidMet || tok.Refreshed {
+			t.Fatalf("token: %+v %v", tok, err)
+		}
+		f.clock.Advance(10 * time.Millisecond)
+	}
+	t.Logf("%d promise writes for %d requests over 20 s", store.extends.Load(), requests)
+	if n := store.extends.Load(); n < 1 || n > 6 {
+		t.Fatalf("%d promise writes for %d requests over 20 s; want between 1 and 6 (one per 5 s chunk)", n, requests)
+	}
+}
+
+// BenchmarkTokenFreshRevoking is the hot path on a provider that revokes
+// the previous access token: the promise is already recorded.
+func BenchmarkTokenFreshRevoking(b *testing.B) {
+	f := start(b)
+	cred := f.grant(b, "oidc", "hotrev@example.com", 3600, "openid", "offline_access", "profile")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.env.Server.Refresher.Token(ctx, refresh.Request{TenantID: cred.TenantID, ID: cred.ID}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

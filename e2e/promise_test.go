@@ -213,7 +213,8 @@ func promiseWorker(ctx context.Context, hc *http.Client, procs []*proc, sb, key,
 		st.uses++
 		if code == http.StatusUnauthorized {
 			st.refused++
-			st.refusedAt = append(st.refusedAt, fmt.Sprintf("window %d s via %s, used %v after the answer", w, p.URL, time.Since(received).Round(time.Millisecond)))
+			st.refusedAt = append(st.refusedAt, fmt.Sprintf("window %d s via %s (min_valid_met %v, promised %v, answered in %v at %s), used %v after the answer",
+				w, p.URL, out.MinValidMet, promise.Round(time.Millisecond), received.Sub(start).Round(time.Millisecond), received.Format("15:04:05.000"), time.Since(received).Round(time.Millisecond)))
 		}
 		st.mu.Unlock()
 	}

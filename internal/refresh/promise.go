@@ -184,6 +184,9 @@ func (r *Refresher) promiseFirst(ctx context.Context, e *entry, s *snapshot, req
 		if ps.fp != s.cred.AccessTokenFingerprint {
 			return nil, nil, false // a newer token exists: the flight reads it
 		}
+		// The write may have queued behind others: the promise runs from
+		// the answer, not from the request.
+		now = r.cfg.Clock.Now()
 		if !now.Add(ps.offset).Add(window).After(ps.horizon) {
 			r.touch(e, req.ID, now)
 			return r.promised(s, ps, now, req, refreshed), nil, true
@@ -220,15 +223,16 @@ func (r *Refresher) shortDeadline(ctx context.Context, e *entry, s *snapshot, re
 	if !ok {
 		return nil, nil, false
 	}
-	// Context deadlines are wall-clock instants whatever clock authgate runs
-	// on: measure the caller's budget with the wall clock.
-	budget := deadline.Sub(clock.Real{}.Now())
 	// The horizon as every process recorded it, not this process's copy: a
 	// refresh waits for the latest promise anywhere.
 	ps, err := r.extend(ctx, e, s, 0, true)
 	if err != nil || ps.fp != s.cred.AccessTokenFingerprint {
 		return nil, nil, false
 	}
+	now = r.cfg.Clock.Now() // the read may have queued behind writes
+	// Context deadlines are wall-clock instants whatever clock authgate runs
+	// on: measure the caller's budget with the wall clock.
+	budget := deadline.Sub(clock.Real{}.Now())
 	end := earliest(*s.token.ExpiresAt, ps.horizon.Add(-ps.offset))
 	if !end.After(now) || budget >= end.Sub(now)+deadlineMargin {
 		return nil, nil, false
@@ -279,6 +283,13 @@ func (r *Refresher) keepPromises(ctx context.Context, e *entry, f *flight, s *sn
 		return ctx, noop, false, authgate.Errorf(authgate.ClassTransient, "interrupted waiting for the promises on the current token to run out").WithCause(err)
 	}
 	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), r.flightBudget())
+	// The row may have moved while we waited (a reconnect): never present
+	// a refresh token read before the wait if it is no longer the stored one.
+	c, err := r.cfg.Vault.Get(ctx, f.tenant, s.cred.ID)
+	if err != nil || c.Version != s.cred.Version {
+		cancel()
+		return ctx, noop, err == nil, err
+	}
 	return ctx, cancel, false, nil
 }
 

@@ -88,8 +88,8 @@ type Config struct {
 	// BaseBackoff and MaxBackoff shape full-jitter backoff (250ms, 5s);
 	// a Retry-After beyond MaxRetryAfter (30s) ends the refresh with it.
 	BaseBackoff, MaxBackoff, MaxRetryAfter time.Duration
-	// Sleep waits between attempts (default: a timer). Tests replace it to
-	// observe waits.
+	// Sleep waits between attempts and for promises before a refresh
+	// (promise.go) (default: a timer). Tests replace it to observe waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// SkewWarn is the clock offset that logs a warning (default 30s).
 	SkewWarn time.Duration

@@ -307,6 +307,11 @@ type TokenRequestBody struct {
 	MinValidSeconds     *int     `json:"min_valid_seconds,omitempty"`
 	Actions             []string `json:"actions,omitempty"`
 	RejectedFingerprint string   `json:"rejected_fingerprint,omitempty"`
+	// MaxWaitSeconds is how long the caller can wait (its own deadline). On
+	// a provider that revokes the old token on refresh, a caller who cannot
+	// wait for a planned refresh gets the current token at once with
+	// min_valid_met false and the time it really has left.
+	MaxWaitSeconds *float64 `json:"max_wait_seconds,omitempty"`
 }
 
 // AccessToken is a token from the token API. Treat AccessToken as a secret.
@@ -332,6 +337,12 @@ func (c *Client) Token(ctx context.Context, id CredentialID, req TokenRequest) (
 	if req.MinValid > 0 {
 		s := int((req.MinValid + time.Second - 1) / time.Second)
 		body.MinValidSeconds = &s
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The caller's deadline travels with the request (max_wait_seconds).
+		if w := time.Until(dl).Seconds(); w > 0 {
+			body.MaxWaitSeconds = &w
+		}
 	}
 	var out AccessToken
 	err := c.do(ctx, http.MethodPost, "/v1/credentials/"+url.PathEscape(string(id))+"/token", body, &out)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,13 +39,27 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 	if b.RejectedFingerprint != "" && !fingerprintPattern.MatchString(b.RejectedFingerprint) {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "rejected_fingerprint must be the fingerprint of a token this API returned (10 hex digits)")
 	}
+	ctx := r.Context()
+	if b.MaxWaitSeconds != nil {
+		if !(*b.MaxWaitSeconds > 0 && *b.MaxWaitSeconds <= 3600) {
+			return authgate.Errorf(authgate.ClassInvalidRequest, "max_wait_seconds must be above 0 and at most 3600")
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*b.MaxWaitSeconds*float64(time.Second)))
+		defer cancel()
+	}
 	id := authgate.CredentialID(r.PathValue("id"))
-	t, err := a.refresher.Token(r.Context(), refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions, RejectedFingerprint: b.RejectedFingerprint})
+	t, err := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions, RejectedFingerprint: b.RejectedFingerprint})
 	if err != nil {
 		if r.Context().Err() != nil {
 			// The client went away; nothing failed on our side.
 			a.countToken("unknown", "client_gone")
 			return err
+		}
+		if ctx.Err() != nil {
+			e := authgate.Errorf(authgate.ClassTransient, "no token could be settled within max_wait_seconds; ask again")
+			e.CredentialID, e.RetryAfter = id, authgate.Duration(time.Second)
+			err = e.WithCause(ctx.Err())
 		}
 		a.countTokenError(err)
 		return a.withReconnect(r, p, id, err)

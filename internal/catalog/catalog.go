@@ -70,6 +70,11 @@ type Provider struct {
 	ClientAuth           string `yaml:"client_auth"`
 	PKCE                 bool   `yaml:"pkce"`
 	RotatesRefreshTokens bool   `yaml:"rotates_refresh_tokens"`
+	// RevokesAccessTokenOnRefresh is true for providers that kill the
+	// previous access token the moment they answer a refresh (Ory Hydra and
+	// other fosite servers; the sandbox oidc). There the refresher never
+	// sends a refresh before every token it promised has run its window.
+	RevokesAccessTokenOnRefresh bool `yaml:"revokes_access_token_on_refresh"`
 	// AccessTokensExpire is false for providers whose access tokens have no
 	// lifetime (Notion); default true.
 	AccessTokensExpire *bool  `yaml:"access_tokens_expire"`

@@ -30,6 +30,13 @@ type entry struct {
 	flight     *flight
 	changed    chan struct{}
 	quarantine time.Time // no provider call before this (a rotating refresh in doubt)
+
+	// The promise horizon of the current token (promise.go): providers that
+	// revoke the previous access token on refresh only.
+	promise   atomic.Pointer[promiseState]
+	promiseMu sync.Mutex // one horizon write at a time per process
+	// pending is the token a flight waits to refresh away (promise.go).
+	pending atomic.Pointer[snapshot]
 }
 
 // changedChan returns the channel the next change notification closes.

@@ -53,13 +53,22 @@ func (r *Refresher) slow(ctx context.Context, req Request) (*Token, error) {
 			return nil, err
 		}
 	}
+	var last *snapshot // what the previous round's flight read
+	lastRefreshed := false
 	for range maxRounds {
+		// Providers that revoke the previous access token: promise.go.
+		if t, err, done := r.promiseFirst(ctx, e, last, req, lastRefreshed); done {
+			return t, err
+		}
 		f, err := r.flightFor(e, req)
 		if err != nil {
 			return nil, err
 		}
 		select {
 		case <-ctx.Done():
+			if t := r.lateAnswer(ctx, e, last, req); t != nil {
+				return t, nil // promise.go: a deadline ran out on a revoking provider
+			}
 			return nil, ctx.Err()
 		case <-f.done:
 		}
@@ -72,6 +81,7 @@ func (r *Refresher) slow(ctx context.Context, req Request) (*Token, error) {
 		if t, err, done := r.serve(e, f.snap, req, true, f.refreshed); done {
 			return t, err
 		}
+		last, lastRefreshed = f.snap, f.refreshed
 	}
 	e2 := authgate.Errorf(authgate.ClassTransient, "could not settle on a token for %s; try again", req.ID)
 	e2.CredentialID, e2.RetryAfter = req.ID, authgate.Duration(time.Second)
@@ -118,7 +128,7 @@ func (r *Refresher) fly(e *entry, f *flight, id authgate.CredentialID) {
 }
 
 // needsRefresh decides for the flight's own request.
-func (r *Refresher) needsRefresh(s *snapshot, f *flight) bool {
+func (r *Refresher) needsRefresh(e *entry, s *snapshot, f *flight) bool {
 	if f.rejected != "" {
 		return s.cred.AccessTokenFingerprint == f.rejected
 	}
@@ -128,7 +138,8 @@ func (r *Refresher) needsRefresh(s *snapshot, f *flight) bool {
 	if s.token.ExpiresAt == nil {
 		return unknownExpiryNeedsRefresh(s)
 	}
-	return s.token.ExpiresAt.Sub(r.now()) < s.need(f.minValid)
+	now := r.now()
+	return s.token.ExpiresAt.Sub(now) < s.need(f.minValid) || cutShort(e, s, now, s.need(f.minValid))
 }
 
 func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id authgate.CredentialID) (*snapshot, bool, error) {
@@ -146,7 +157,7 @@ func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id auth
 			return nil, false, err
 		}
 		s := r.remember(e, gen, epoch, l.Credential, l.AccessToken, p)
-		if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(s, f) {
+		if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(e, s, f) {
 			return s, false, nil
 		}
 		now := r.now()
@@ -271,7 +282,7 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 		return nil, false, false, err
 	}
 	s = r.remember(e, gen, epoch, l.Credential, l.AccessToken, p)
-	if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(s, f) {
+	if l.Status != authgate.CredentialStatusActive || !r.needsRefresh(e, s, f) {
 		return s, false, false, nil
 	}
 	if l.RefreshToken.IsZero() {
@@ -284,6 +295,13 @@ func (r *Refresher) holding(ctx context.Context, e *entry, f *flight, id authgat
 	} else if prior {
 		orphan = true
 	}
+	// A provider that revokes the previous access token: wait for promises
+	// (promise.go); the refresh then gets a budget of its own.
+	var budgetDone context.CancelFunc
+	if ctx, budgetDone, again, err = r.keepPromises(ctx, e, f, s); again || err != nil {
+		return nil, false, again, err
+	}
+	defer budgetDone()
 	if orphan && p.RotatesRefreshTokens && p.IntrospectionURL != "" {
 		// Ask before presenting: if the stopped flight's refresh landed, the
 		// stored refresh token is retired and presenting it would revoke the

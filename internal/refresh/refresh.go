@@ -96,8 +96,8 @@ type Config struct {
 	// BaseBackoff and MaxBackoff shape full-jitter backoff (250ms, 5s);
 	// a Retry-After beyond MaxRetryAfter (30s) ends the refresh with it.
 	BaseBackoff, MaxBackoff, MaxRetryAfter time.Duration
-	// Sleep waits between attempts (default: a timer). Tests replace it to
-	// observe waits.
+	// Sleep waits between attempts and for promises before a refresh
+	// (promise.go) (default: a timer). Tests replace it to observe waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// SkewWarn is the clock offset that logs a warning (default 30s).
 	SkewWarn time.Duration
@@ -282,6 +282,9 @@ func (r *Refresher) serve(e *entry, s *snapshot, req Request, afterFlight, refre
 	}
 	left := s.token.ExpiresAt.Sub(now)
 	if left >= s.need(req.MinValid) || (refreshed && left > 0) {
+		if keepsPromises(s) && (left < req.MinValid || refreshed || !covered(e, s, now, req.MinValid)) {
+			return nil, nil, false // the promise is recorded first (promise.go)
+		}
 		r.touch(e, req.ID, now)
 		if left >= req.MinValid && !refreshed {
 			return s.token, nil, true

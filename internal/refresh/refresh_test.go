@@ -27,6 +27,8 @@ type fixture struct {
 	clock  *clock.Fake
 	mu     sync.Mutex
 	sleeps []time.Duration
+	// onSleep, when set, runs in the refresher's wait before it returns.
+	onSleep func(ctx context.Context, d time.Duration)
 }
 
 type serverConfig = server.Config
@@ -45,7 +47,11 @@ func startWith(t testing.TB, configure func(c *serverConfig)) *fixture {
 		c.RefreshSleep = func(ctx context.Context, d time.Duration) error {
 			f.mu.Lock()
 			f.sleeps = append(f.sleeps, d)
+			hook := f.onSleep
 			f.mu.Unlock()
+			if hook != nil {
+				hook(ctx, d)
+			}
 			return ctx.Err()
 		}
 	}})
@@ -383,7 +389,7 @@ func TestFreshTokenIsServedWithoutRefresh(t *testing.T) {
 	if c := f.sb().Counters()["google"]; c.Refreshes != 0 {
 		t.Fatalf("%d refreshes for a window no token meets", c.Refreshes)
 	}
-	for _, body := range []string{`{"min_valid_seconds":-1}`, `{"actions":["drive.explode"]}`, `{"min_valid_seconds":"soon"}`} {
+	for _, body := range []string{`{"min_valid_seconds":-1}`, `{"actions":["drive.explode"]}`, `{"min_valid_seconds":"soon"}`, `{"max_wait_seconds":0}`, `{"max_wait_seconds":-2}`, `{"max_wait_seconds":7200}`} {
 		if r := f.token(t, http.DefaultClient, cred.ID, body); r.status != 400 {
 			t.Errorf("bad body %s: %d", body, r.status)
 		}

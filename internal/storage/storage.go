@@ -111,6 +111,11 @@ type Queries interface {
 	// CredentialSendClear removes the in-doubt record if Holder wrote it.
 	CredentialSendClear(ctx context.Context, p CredentialSendParams) error
 
+	// CredentialPromiseExtend and CredentialPromiseSeal keep the promise
+	// horizon of a credential's access token (see CredentialPromise).
+	CredentialPromiseExtend(ctx context.Context, p CredentialPromiseParams) (CredentialPromise, error)
+	CredentialPromiseSeal(ctx context.Context, p CredentialPromiseParams) (CredentialPromise, error)
+
 	// CredentialSetVerified records a live verification's time, verdict and
 	// result (JSON) on a tenant's credential, without changing its version
 	// (no token changed); ErrNotFound if there is no such credential.

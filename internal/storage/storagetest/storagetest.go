@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 		{"Steps", testSteps},
 		{"Webhooks", testWebhooks},
 		{"CredentialSetVerified", testCredentialSetVerified},
+		{"CredentialPromise", testCredentialPromise},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

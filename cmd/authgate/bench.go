@@ -40,13 +40,14 @@ logged meanwhile.`,
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&cfg.Duration, "duration", time.Second, "one measurement")
+	f.DurationVar(&cfg.Duration, "duration", 500*time.Millisecond, "one measurement")
 	f.IntVar(&cfg.Requests, "requests", 0, "end a measurement after this many requests (0: after --duration)")
-	f.IntVar(&cfg.Rounds, "rounds", 5, "trivial/token alternations per cell (ratios are the median of the rounds)")
+	f.IntVar(&cfg.Rounds, "rounds", 10, "trivial/token alternations per cell (ratios are the median of the rounds)")
 	f.IntSliceVar(&cfg.Concurrency, "concurrency", []int{1, 16, 64}, "connections to compare at")
 	f.IntVar(&cfg.Credentials, "credentials", 100000, "distinct credentials for the many-credentials comparison")
 	f.IntVar(&cfg.ManyConcurrency, "many-concurrency", 16, "connections for the many-credentials comparison")
 	f.StringVar(&cfg.Postgres, "postgres", os.Getenv("AUTHGATE_TEST_POSTGRES"), "PostgreSQL URL to measure on too (a schema of its own, dropped after) [$AUTHGATE_TEST_POSTGRES]")
+	f.BoolVar(&cfg.NoSQLite, "no-sqlite", false, "measure on PostgreSQL only")
 	f.StringArrayVar(&cfg.ServerEnv, "server-env", nil, "AUTHGATE_NAME=value for authgate serve instead of its default (repeatable), e.g. AUTHGATE_ACCESS_LOG=full")
 	f.IntVar(&cfg.ClientThreads, "client-threads", 1, "threads of the load generator (GOMAXPROCS), like wrk -t")
 	cmd.AddCommand(newBenchTrivialCmd())

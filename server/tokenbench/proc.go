@@ -134,6 +134,33 @@ func (p *proc) CPU() time.Duration {
 	return d
 }
 
+// waitIdle waits (at most max) until the process uses under a tenth of a
+// core over half a second: background work a step set off (the change
+// feed digesting an import, the batched last-use writes of a warm-up pass)
+// is then done and does not land in the next measurement. Without /proc it
+// returns at once.
+func (p *proc) waitIdle(ctx context.Context, max time.Duration) {
+	const window = 500 * time.Millisecond
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c0, err := loadgen.ProcessCPU(p.cmd.Process.Pid)
+		if err != nil {
+			return
+		}
+		t := time.NewTimer(window)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		c1, err := loadgen.ProcessCPU(p.cmd.Process.Pid)
+		if err != nil || c1-c0 < window/10 {
+			return
+		}
+	}
+}
+
 // logSize counts the lines and bytes the process has logged so far.
 func (p *proc) logSize() (lines, size int64) {
 	if p.logPath == "" {

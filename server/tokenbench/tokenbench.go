@@ -56,12 +56,13 @@ type Config struct {
 	// Executable is the authgate binary run as `serve` and as the trivial
 	// handler (default: this process's own executable).
 	Executable string
-	// Duration is one measurement (default 1s); Requests, if set, ends it
-	// earlier.
+	// Duration is one measurement (default 500ms: short rounds keep each
+	// pair inside one spell of the machine's load); Requests, if set, ends
+	// it earlier.
 	Duration time.Duration
 	Requests int
 	// Rounds alternates trivial and token measurements this many times per
-	// cell (default 5); a cell's figures pool its rounds, its ratios are
+	// cell (default 10); a cell's figures pool its rounds, its ratios are
 	// the median of the rounds' ratios.
 	Rounds int
 	// Concurrency lists the connection counts compared (default 1, 16, 64).
@@ -72,6 +73,8 @@ type Config struct {
 	ManyConcurrency int
 	// Postgres is a PostgreSQL URL to measure on too ("" skips it, saying so).
 	Postgres string
+	// NoSQLite skips SQLite (to look at PostgreSQL alone).
+	NoSQLite bool
 	// ServerEnv adds KEY=VALUE settings to the authgate servers (the default
 	// is none: authgate's defaults), e.g. AUTHGATE_ACCESS_LOG=full.
 	ServerEnv []string
@@ -95,10 +98,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.Executable = exe
 	}
 	if c.Duration <= 0 {
-		c.Duration = time.Second
+		c.Duration = 500 * time.Millisecond
 	}
 	if c.Rounds <= 0 {
-		c.Rounds = 5
+		c.Rounds = 10
 	}
 	if len(c.Concurrency) == 0 {
 		c.Concurrency = []int{1, 16, 64}
@@ -236,7 +239,10 @@ func Measure(ctx context.Context, cfg Config) (r Report, err error) {
 	_, _ = rand.Read(key)
 	masterKeys := "bench:" + base64.StdEncoding.EncodeToString(key)
 
-	backends := []backend{{"SQLite", "sqlite:" + filepath.Join(cfg.Dir, "sqlite", "authgate.db")}}
+	var backends []backend
+	if !cfg.NoSQLite {
+		backends = append(backends, backend{"SQLite", "sqlite:" + filepath.Join(cfg.Dir, "sqlite", "authgate.db")})
+	}
 	if cfg.Postgres == "" {
 		r.Skipped = append(r.Skipped, "PostgreSQL not measured: set AUTHGATE_TEST_POSTGRES or pass --postgres postgres://…")
 	} else {
@@ -291,6 +297,7 @@ func Measure(ctx context.Context, cfg Config) (r Report, err error) {
 					return err
 				}
 			}
+			srv.waitIdle(ctx, time.Minute)
 			tokenT := loadgen.JSONPost(srv.URL, adminKey, Body, TokenPath(one))
 			trivialT := loadgen.JSONPost(trivial.URL, trivialKey, Body, TokenPath(one))
 			manyT := loadgen.JSONPost(srv.URL, adminKey, Body, tokenPaths(many)...)
@@ -328,6 +335,7 @@ func Measure(ctx context.Context, cfg Config) (r Report, err error) {
 								return err
 							}
 							triv, cell.TrivialCPU, cell.trivialSent = append(triv, res), cell.TrivialCPU+cpu, cell.trivialSent+n
+							say("  trivial %.0f req/s, p99 %v", res.Throughput(), res.P99)
 							r.TrivialBytes = res.BodyBytes
 						} else {
 							res, cpu, n, err := run(srv, tokenT, c, "token route")
@@ -335,6 +343,7 @@ func Measure(ctx context.Context, cfg Config) (r Report, err error) {
 								return err
 							}
 							tok, cell.TokenCPU, cell.tokenSent = append(tok, res), cell.TokenCPU+cpu, cell.tokenSent+n
+							say("  token %.0f req/s, p99 %v", res.Throughput(), res.P99)
 						}
 					}
 				}
@@ -345,11 +354,13 @@ func Measure(ctx context.Context, cfg Config) (r Report, err error) {
 
 			// Steady state: a server serving n credentials a minute has
 			// served each of them before. One unmeasured pass asks for
-			// every credential once (the cold reads happen there).
+			// every credential once (the cold reads happen there), then
+			// the server's writes of their last-use times settle.
 			say("%s: warming: one request per credential …", b.name)
 			if _, err := loadgen.Run(ctx, loadgen.Config{Concurrency: cfg.ManyConcurrency, Requests: len(many)}, manyT); err != nil {
 				return fmt.Errorf("%s: warm %d credentials: %w", b.name, len(many), err)
 			}
+			srv.waitIdle(ctx, time.Minute)
 			m := Many{Backend: b.name, Credentials: len(many), Import: took}
 			var ones, manys []loadgen.Result
 			for round := range cfg.Rounds {
@@ -361,12 +372,14 @@ func Measure(ctx context.Context, cfg Config) (r Report, err error) {
 							return err
 						}
 						ones = append(ones, res)
+						say("  1 credential %.0f req/s", res.Throughput())
 					} else {
 						res, _, _, err := run(srv, manyT, cfg.ManyConcurrency, fmt.Sprintf("%d credentials", len(many)))
 						if err != nil {
 							return err
 						}
 						manys = append(manys, res)
+						say("  %d credentials %.0f req/s", len(many), res.Throughput())
 					}
 				}
 			}

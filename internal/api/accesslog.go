@@ -35,7 +35,7 @@ func ParseAccessLogMode(s string) (AccessLogMode, error) {
 	case AccessLogSummary, AccessLogFull:
 		return m, nil
 	}
-	return "", fmt.Errorf("access log %q: want summary or full", s)
+	return "", fmt.Errorf("access log %q (AUTHGATE_ACCESS_LOG): want summary or full", s)
 }
 
 // AccessLog configures the access log. The zero value is the default.

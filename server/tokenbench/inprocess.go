@@ -164,12 +164,12 @@ func (e *Env) Connect(ctx context.Context, account string) (authgate.Credential,
 // ImportMany stores n credentials with made-up tokens valid for an hour
 // (serving them never calls a provider: what is measured is the hot path).
 func (e *Env) ImportMany(ctx context.Context, n int) ([]authgate.CredentialID, error) {
-	return importMany(ctx, e.Server.Vault, e.Tenant, "bulk", n, 1)
+	return importMany(ctx, e.Server.Vault, e.Tenant, "bulk", 0, n, 1)
 }
 
-// importMany imports n credentials in batches (one transaction each),
-// workers batches at a time.
-func importMany(ctx context.Context, v *vault.Vault, tenant authgate.TenantID, user string, n, workers int) ([]authgate.CredentialID, error) {
+// importMany imports n credentials, numbered from from, in batches (one
+// transaction each), workers batches at a time.
+func importMany(ctx context.Context, v *vault.Vault, tenant authgate.TenantID, user string, from, n, workers int) ([]authgate.CredentialID, error) {
 	const batch = 2_000
 	exp := time.Now().Add(time.Hour)
 	ids := make([]authgate.CredentialID, n)
@@ -179,7 +179,7 @@ func importMany(ctx context.Context, v *vault.Vault, tenant authgate.TenantID, u
 		g.Go(func() error {
 			ps := make([]vault.ImportParams, min(batch, n-start))
 			for j := range ps {
-				i := start + j
+				i := from + start + j
 				ps[j] = vault.ImportParams{TenantID: tenant, UserID: fmt.Sprintf("%s-%06d", user, i), Provider: "google", Subject: fmt.Sprintf("sub-%s-%06d", user, i),
 					Scopes: []string{"openid"}, AccessToken: secret.New(madeUpToken("ya29.", i)), RefreshToken: secret.New(madeUpToken("1//", i)),
 					ExpiresAt: exp, Actor: "bench"}

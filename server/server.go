@@ -59,6 +59,10 @@ type Config struct {
 	KeyFile string
 	// Logger receives structured logs; it is wrapped in the redacting handler.
 	Logger *slog.Logger
+	// AccessLog is "summary" (the default: a line per error, refresh, slow
+	// request or write, and per-route counts every minute for the rest) or
+	// "full" (a line per request).
+	AccessLog string
 	// Clock tells time (default: the wall clock).
 	Clock clock.Clock
 	// Stdout receives the one-time "admin key: ag_…" line when the default
@@ -224,6 +228,9 @@ func (c Config) Validate() error {
 		if _, err := keyring.Parse(c.MasterKeys); err != nil {
 			return fmt.Errorf("master keys: %w", err)
 		}
+	}
+	if _, err := api.ParseAccessLogMode(c.AccessLog); err != nil {
+		return err
 	}
 	switch c.Sandbox {
 	case "", SandboxAuto, SandboxOn, SandboxOff:
@@ -636,9 +643,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			return demo.Workflow(demo.Sandbox(srv.PublicURL())), true
 		}
 	}
+	accessLog, _ := api.ParseAccessLogMode(cfg.AccessLog) // checked by Validate
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),
-		Webhooks: srv.Webhooks, Workflows: workflows})
+		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}})
 	srv.api = a
 	apiHandler := a.Handler()
 	mux := http.NewServeMux()

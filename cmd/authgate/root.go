@@ -98,6 +98,7 @@ func (g *globals) config() (server.Config, error) {
 		PublicURL:     os.Getenv("AUTHGATE_PUBLIC_URL"),
 		ProvidersFile: os.Getenv("AUTHGATE_PROVIDERS_FILE"),
 		Logger:        logger,
+		AccessLog:     os.Getenv("AUTHGATE_ACCESS_LOG"),
 	}
 	for _, name := range []string{"google", "notion", "slack"} {
 		up := strings.ToUpper(name)

@@ -51,6 +51,8 @@ type Deps struct {
 	Webhooks *worker.Webhooks
 	// Workflows, when set, names the workflows the server runs itself.
 	Workflows Workflows
+	// AccessLog says which requests get a log line of their own.
+	AccessLog AccessLog
 }
 
 // Providers lists the configured providers.
@@ -79,6 +81,11 @@ type API struct {
 	webhooks  *worker.Webhooks
 	workflows Workflows
 	exec      *executor
+
+	accessLog   AccessLog
+	summary     summary
+	stopSummary chan struct{} // nil when no summary runs
+	summaryDone chan struct{}
 }
 
 // New builds the API and its routes.
@@ -93,6 +100,12 @@ func New(d Deps) *API {
 	if a.clock == nil {
 		a.clock = clock.Real{}
 	}
+	a.accessLog = d.AccessLog.withDefaults()
+	a.summary.since = a.clock.Now()
+	if a.accessLog.Mode == AccessLogSummary {
+		a.stopSummary, a.summaryDone = make(chan struct{}), make(chan struct{})
+		go a.runSummary(a.stopSummary, a.summaryDone)
+	}
 	if a.refresher != nil && a.providers != nil {
 		vc := verify.Config{Vault: a.vault, Refresher: a.refresher, Providers: a.providers, Clock: a.clock, Transport: d.Transport}
 		if a.broker != nil {
@@ -103,11 +116,13 @@ func New(d Deps) *API {
 		a.gate = gate.New(gate.Config{Store: a.store, Clock: a.clock, Preflight: a.verifier})
 	}
 	a.routes()
+	// Not a route: what every request no route takes gets (404 or 405).
+	a.mux.HandleFunc("/", a.unrouted)
 	return a
 }
 
 // Handler is the API with its middleware: request ids, panic recovery,
-// access logs and problem+json for unknown routes and methods.
+// the access log and problem+json for unknown routes and methods.
 func (a *API) Handler() http.Handler {
-	return a.middleware(inputGuard(a.problemsForUnrouted(a.mux)))
+	return a.middleware(inputGuard(a.mux))
 }

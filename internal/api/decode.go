@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/authgate/authgate"
@@ -22,16 +23,32 @@ import (
 // unknown fields, trailing data, bodies over max bytes and non-JSON content
 // types. Its errors describe the problem without echoing the body.
 func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return authgate.Errorf(authgate.ClassUnsupportedMedia, "send the body as JSON with 'Content-Type: application/json'")
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	bp, body, err := jsonBody(w, r, max)
+	defer bodyBufs.Put(bp)
 	if err != nil {
 		return err
 	}
+	return decodeJSONBody(body, v)
+}
+
+// jsonBody checks the content type and reads the body (at most max bytes)
+// into a pooled buffer, which the caller puts back into bodyBufs.
+func jsonBody(w http.ResponseWriter, r *http.Request, max int64) (*[]byte, []byte, error) {
+	bp := bodyBufs.Get().(*[]byte)
+	// "application/json" exactly is the common case; anything else is parsed.
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return bp, nil, authgate.Errorf(authgate.ClassUnsupportedMedia, "send the body as JSON with 'Content-Type: application/json'")
+		}
+	}
+	body, err := readBody((*bp)[:0], http.MaxBytesReader(w, r.Body, max))
+	*bp = body[:0]
+	return bp, body, err
+}
+
+// decodeJSONBody is decodeJSON on a body already read.
+func decodeJSONBody(body []byte, v any) error {
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a
 	// \u0000 into a NUL that PostgreSQL refuses to store: refuse both here,
 	// the same on every backend.
@@ -43,8 +60,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if field, bad := hasNUL(reflect.ValueOf(v), ""); bad {
-		return authgate.Errorf(authgate.ClassInvalidRequest, "field %s contains a NUL character", strings.TrimPrefix(field, "."))
+	// A decoded string can hold a NUL only where the body has the escape
+	// \u0000 (JSON forbids a raw control character in a string): look for
+	// the field only then.
+	if bytes.Contains(body, []byte(`\u0000`)) {
+		if field, bad := hasNUL(reflect.ValueOf(v), ""); bad {
+			return authgate.Errorf(authgate.ClassInvalidRequest, "field %s contains a NUL character", strings.TrimPrefix(field, "."))
+		}
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		var tooBig *http.MaxBytesError
@@ -54,6 +76,27 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 		return authgate.Errorf(authgate.ClassInvalidRequest, "body must hold exactly one JSON object")
 	}
 	return nil
+}
+
+// bodyBufs recycles request-body buffers: decoding copies every string it
+// keeps, so the bytes are free again once decodeJSON returns.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// readBody appends everything r holds to b.
+func readBody(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 func jsonError(err error) error {

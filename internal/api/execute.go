@@ -83,10 +83,16 @@ func (a *API) execute(run *storage.Run) {
 	}()
 }
 
-// Close stops the workflows this server runs and waits for them; a run
+// Close stops the workflows this server runs and waits for them (a run
 // stopped here continues from its last checkpoint after a restart's next
-// resume.
+// resume), then writes the access log's last summary lines.
 func (a *API) Close() {
 	a.exec.cancel()
 	a.exec.wg.Wait()
+	// The last summary lines: what was counted since the previous ones.
+	if a.stopSummary != nil {
+		close(a.stopSummary)
+		<-a.summaryDone
+		a.stopSummary = nil
+	}
 }

@@ -27,6 +27,9 @@ func cleanInput(r *http.Request) (string, bool) {
 	if !cleanText(r.URL.Path) {
 		return "the path", false
 	}
+	if r.URL.RawQuery == "" {
+		return "", true
+	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return "the query string", false

@@ -22,24 +22,32 @@ type Metrics struct {
 	exchanges       *prometheus.CounterVec
 	commitRetries   *prometheus.CounterVec
 	// tokenCounters memoizes tokenRequests' children: the token route is
-	// the hot path, and a label lookup hashes both values every time.
-	tokenCounters sync.Map // [2]string → prometheus.Counter
+	// the hot path, and a label lookup hashes both values and allocates
+	// every time. (A map under a read lock, not a sync.Map: that would box
+	// the key, an allocation per request.)
+	mu            sync.RWMutex
+	tokenCounters map[[2]string]prometheus.Counter
 }
 
 // tokenCounter is tokenRequests' child for (provider, result).
 func (m *Metrics) tokenCounter(provider, result string) prometheus.Counter {
 	k := [2]string{provider, result}
-	if c, ok := m.tokenCounters.Load(k); ok {
-		return c.(prometheus.Counter)
+	m.mu.RLock()
+	c, ok := m.tokenCounters[k]
+	m.mu.RUnlock()
+	if ok {
+		return c
 	}
-	c := m.tokenRequests.WithLabelValues(provider, result)
-	m.tokenCounters.Store(k, c)
+	c = m.tokenRequests.WithLabelValues(provider, result)
+	m.mu.Lock()
+	m.tokenCounters[k] = c
+	m.mu.Unlock()
 	return c
 }
 
 // NewMetrics registers the series.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), tokenCounters: map[[2]string]prometheus.Counter{}}
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_refreshes_total", Help: "Provider refresh calls by provider and outcome (success or error class)."}, []string{"provider", "outcome"})
 	m.refreshDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "authgate_refresh_duration_seconds", Help: "Duration of provider refresh calls.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60}}, []string{"provider", "outcome"})
 	m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authgate_token_requests_total", Help: "Token API requests by provider and result (served, refreshed, or an error class)."}, []string{"provider", "result"})

@@ -1,106 +1,76 @@
 package api
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
-	"regexp"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/tenancy"
 )
 
-type ctxKey int
-
-const (
-	ctxRequestID ctxKey = iota
-	ctxPrincipal
-)
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxRequestID).(string)
-	return id
+// validClientRequestID accepts an X-Request-Id of 1-64 of A-Z a-z 0-9 . _ -.
+func validClientRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := range len(id) {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
-var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// newRequestID names a request: "req_" and 16 hex digits. Request ids
+// label log lines and problems; they guard nothing, so a fast generator
+// (math/rand/v2, seeded from the OS) does.
+func newRequestID() string {
+	var b [20]byte
+	copy(b[:], "req_")
+	var n [8]byte
+	v := rand.Uint64()
+	for i := range n {
+		n[i] = byte(v >> (8 * i))
+	}
+	hex.Encode(b[4:], n[:])
+	return string(b[:])
+}
 
 // middleware assigns a request id (a well-formed X-Request-Id from the client
-// is kept), recovers panics into 500 problems, and writes one access-log line
-// per request. The log line has the path but never the query, headers or body.
+// is kept), recovers panics into 500 problems, and writes the access log
+// (see AccessLogMode). The log has the path but never the query, headers
+// or body.
 func (a *API) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := a.clock.Now()
-		id := r.Header.Get("X-Request-Id")
-		if !clientRequestID.MatchString(id) {
-			b := make([]byte, 8)
-			_, _ = rand.Read(b)
-			id = "req_" + hex.EncodeToString(b)
+		i := &reqInfo{ResponseWriter: w, id: r.Header.Get("X-Request-Id"), routine: r.Method == http.MethodGet || r.Method == http.MethodHead}
+		if !validClientRequestID(i.id) {
+			i.id = newRequestID()
 		}
-		ctx := context.WithValue(r.Context(), ctxRequestID, id)
-		r = r.WithContext(ctx)
-		w.Header().Set("X-Request-Id", id)
-		rec := &statusRecorder{ResponseWriter: w}
+		i.hdr[0] = i.id
+		w.Header()["X-Request-Id"] = i.hdr[:]
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.log.ErrorContext(ctx, "panic", slog.String("request_id", id), slog.String("path", r.URL.Path), slog.String("panic", fmt.Sprint(v)))
-				if rec.status == 0 {
-					writeProblem(rec, r, authgate.Errorf(authgate.ClassInternal, "internal error (request id %s)", id))
+				a.log.ErrorContext(r.Context(), "panic", slog.String("request_id", i.id), slog.String("path", r.URL.Path), slog.String("panic", fmt.Sprint(v)))
+				i.failed = true
+				if i.status == 0 {
+					writeProblem(i, r, authgate.Errorf(authgate.ClassInternal, "internal error (request id %s)", i.id))
 				}
 			}
-			attrs := []slog.Attr{
-				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", rec.statusOr200()), slog.Int64("bytes", rec.bytes),
-				slog.Float64("duration_ms", float64(a.clock.Now().Sub(start).Microseconds())/1000),
-			}
-			if p, ok := r.Context().Value(ctxPrincipal).(*tenancy.Principal); ok && p.TenantID != "" {
-				attrs = append(attrs, slog.String("tenant_id", string(p.TenantID)))
-			}
-			a.log.LogAttrs(ctx, slog.LevelInfo, "http request", attrs...)
+			// r.Pattern is the route the mux matched (it sets it in place).
+			a.logRequest(r.Context(), r, i, a.clock.Now().Sub(start))
 		}()
-		// The principal is filled in by authed; the access log reads it.
-		r = r.WithContext(context.WithValue(ctx, ctxPrincipal, &tenancy.Principal{}))
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(i, r)
 	})
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	n, err := s.ResponseWriter.Write(b)
-	s.bytes += int64(n)
-	return n, err
-}
-
-func (s *statusRecorder) statusOr200() int {
-	if s.status == 0 {
-		return http.StatusOK
-	}
-	return s.status
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // authedFunc is a handler that runs as an authenticated tenant.
 type authedFunc func(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error
@@ -120,8 +90,8 @@ func (a *API) authed(h authedFunc) http.Handler {
 		if err != nil {
 			return err
 		}
-		if slot, ok := r.Context().Value(ctxPrincipal).(*tenancy.Principal); ok {
-			*slot = p
+		if i := infoOf(w); i != nil {
+			i.tenant = string(p.TenantID)
 		}
 		return h(w, r, p)
 	})

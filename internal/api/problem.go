@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/authgate/authgate"
 )
@@ -18,6 +20,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (a *API) handle(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
+			if i := infoOf(w); i != nil {
+				i.failed = true
+			}
 			a.writeError(w, r, err)
 		}
 	})
@@ -33,19 +38,22 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae) && ae.Class == authgate.ClassInternal:
 		// Internal details (key ids, which key is missing) are for the
 		// operator's log, not for a tenant's API caller.
-		a.log.ErrorContext(r.Context(), "internal error", slog.String("request_id", requestID(r.Context())),
+		a.log.ErrorContext(r.Context(), "internal error", slog.String("request_id", requestID(w)),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", ae.Error()))
-		ae = authgate.Errorf(authgate.ClassInternal, "internal error (request id %s); the operator's log says more", requestID(r.Context()))
+		ae = authgate.Errorf(authgate.ClassInternal, "internal error (request id %s); the operator's log says more", requestID(w))
 	case errors.As(err, &ae):
 	case errors.As(err, &tooBig):
 		ae = authgate.Errorf(authgate.ClassPayloadTooLarge, "request body is larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; there is nobody to answer.
+		if i := infoOf(w); i != nil {
+			i.clientGone = true
+		}
 		return
 	default:
-		a.log.ErrorContext(r.Context(), "internal error", slog.String("request_id", requestID(r.Context())),
+		a.log.ErrorContext(r.Context(), "internal error", slog.String("request_id", requestID(w)),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-		ae = authgate.Errorf(authgate.ClassInternal, "internal error (request id %s)", requestID(r.Context()))
+		ae = authgate.Errorf(authgate.ClassInternal, "internal error (request id %s)", requestID(w))
 	}
 	writeProblem(w, r, ae)
 }
@@ -78,40 +86,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// problemsForUnrouted answers requests the mux has no route for (404) or no
-// such method for (405, with Allow) as problems instead of plain text.
-func (a *API) problemsForUnrouted(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r) // (mux.Handler does not set path values; ServeHTTP does)
-			return
+// unrouted answers, as a problem, what no route takes: the API mux sends
+// it every request no other pattern matches ("/" is the least specific
+// pattern). If another method would match the path, that is a 405 with
+// Allow; otherwise a 404. (A catch-all route rather than a wrapper that
+// asks the mux first: that would route every request twice.)
+func (a *API) unrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := a.mux.Handler(&probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
 		}
-		rec := &headerRecorder{header: http.Header{}}
-		h.ServeHTTP(rec, r)
-		switch rec.status {
-		case http.StatusMethodNotAllowed:
-			if allow := rec.header.Get("Allow"); allow != "" {
-				w.Header().Set("Allow", allow)
-			}
-			writeProblem(w, r, authgate.Errorf(authgate.ClassMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")))
-		case http.StatusNotFound, 0:
-			writeProblem(w, r, authgate.Errorf(authgate.ClassNotFound, "no route %s %s", r.Method, r.URL.Path))
-		default: // a redirect the mux issues for path cleaning
-			for k, v := range rec.header {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.status)
-		}
-	})
+	}
+	if len(allow) == 0 || slices.Contains(allow, r.Method) {
+		writeProblem(w, r, authgate.Errorf(authgate.ClassNotFound, "no route %s %s", r.Method, r.URL.Path))
+		return
+	}
+	slices.Sort(allow)
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeProblem(w, r, authgate.Errorf(authgate.ClassMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 }
-
-// headerRecorder captures what the mux's fallback handler would write.
-type headerRecorder struct {
-	header http.Header
-	status int
-}
-
-func (h *headerRecorder) Header() http.Header         { return h.header }
-func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
-func (h *headerRecorder) WriteHeader(status int)      { h.status = status }

@@ -22,7 +22,7 @@ var fingerprintPattern = regexp.MustCompile(`^[0-9a-f]{10}$`)
 func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
 	var b authgate.TokenRequestBody
 	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, 16<<10, &b); err != nil {
+		if err := decodeTokenBody(w, r, &b); err != nil {
 			return err
 		}
 	}
@@ -67,11 +67,14 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 	result := "served"
 	if t.Refreshed {
 		result = "refreshed"
+		markRefreshed(w)
+	} else {
+		markServedFromMemory(w)
 	}
 	a.countToken(t.Provider, result)
 	// The one response that carries a token: it is what the route is for.
 	// Everything else shows fingerprints only.
-	return writeJSON(w, http.StatusOK, authgate.AccessToken{CredentialID: t.CredentialID, Provider: t.Provider, AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType,
+	return writeToken(w, &authgate.AccessToken{CredentialID: t.CredentialID, Provider: t.Provider, AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType,
 		ExpiresAt: t.ExpiresAt, Scopes: nonNil(t.Scopes), Fingerprint: t.AccessToken.Fingerprint(), MinValidMet: t.MinValidMet})
 }
 

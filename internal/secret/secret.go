@@ -64,6 +64,17 @@ func Fingerprint(plaintext string) string {
 	if plaintext == "" {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(plaintext))
-	return hex.EncodeToString(sum[:5])
+	// Tokens are hashed on every token answer: hash from a stack copy
+	// when one fits ([]byte(plaintext) would allocate) and build the hex
+	// in place, so the result string is the only allocation.
+	var sum [sha256.Size]byte
+	var buf [512]byte
+	if len(plaintext) <= len(buf) {
+		sum = sha256.Sum256(buf[:copy(buf[:], plaintext)])
+	} else {
+		sum = sha256.Sum256([]byte(plaintext))
+	}
+	var out [10]byte
+	hex.Encode(out[:], sum[:5])
+	return string(out[:])
 }

@@ -2,6 +2,7 @@ package secret_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -78,5 +79,19 @@ func TestSensitiveKey(t *testing.T) {
 		if got := secret.SensitiveKey(key); got != want {
 			t.Errorf("SensitiveKey(%q) = %v; want %v", key, got, want)
 		}
+	}
+}
+
+func TestFingerprintAllocatesOnlyItsResult(t *testing.T) {
+	tok := strings.Repeat("ya29.a0AfH6SMB", 13) // a Google-sized token
+	if got, want := secret.Fingerprint(tok), fmt.Sprintf("%x", sha256.Sum256([]byte(tok)))[:10]; got != want {
+		t.Fatalf("Fingerprint = %s; want %s", got, want)
+	}
+	long := strings.Repeat("x", 2000) // beyond the stack buffer
+	if got, want := secret.Fingerprint(long), fmt.Sprintf("%x", sha256.Sum256([]byte(long)))[:10]; got != want {
+		t.Fatalf("secret.Fingerprint(long) = %s; want %s", got, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = secret.Fingerprint(tok) }); n > 1 {
+		t.Errorf("Fingerprint allocates %v times; want 1 (its result)", n)
 	}
 }

@@ -74,8 +74,9 @@ func (s *Service) RevokeKey(ctx context.Context, tenant authgate.TenantID, id au
 	}
 	if err == nil {
 		// This process stops accepting it at once; others within a second.
-		s.keys.Clear()
-		s.keyCount.Store(0)
+		s.mu.Lock()
+		clear(s.keys)
+		s.mu.Unlock()
 	}
 	return err
 }

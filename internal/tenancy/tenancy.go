@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/authgate/authgate"
@@ -42,9 +41,10 @@ type Service struct {
 	clock clock.Clock
 	// keys caches successful key lookups for at most keyCacheTTL, so the
 	// hot path makes no query per request while a revoked key still stops
-	// working within a second on every server.
-	keys     sync.Map // [sha256.Size]byte → cachedKey
-	keyCount atomic.Int64
+	// working within a second on every server. (A plain map under a read
+	// lock: a sync.Map would box the array key, one allocation per request.)
+	mu   sync.RWMutex
+	keys map[[sha256.Size]byte]cachedKey
 }
 
 // keyCacheTTL is how long a looked-up key is trusted without the database.
@@ -77,7 +77,7 @@ func New(store storage.Store, clk clock.Clock) *Service {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &Service{store: store, clock: clk}
+	return &Service{store: store, clock: clk, keys: map[[sha256.Size]byte]cachedKey{}}
 }
 
 // HashKey is the stored form of an API key.
@@ -114,27 +114,36 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Princ
 	if !validKey(key) {
 		return Principal{}, ErrUnauthenticated
 	}
-	sum := sha256.Sum256([]byte(key))
+	// Hash from a stack copy: a key is 55 bytes, and []byte(key) would
+	// allocate.
+	var buf [64]byte
+	sum := sha256.Sum256(buf[:copy(buf[:], key)])
 	now := s.clock.Now()
-	if v, ok := s.keys.Load(sum); ok {
-		c := v.(cachedKey)
+	s.mu.RLock()
+	c, ok := s.keys[sum]
+	s.mu.RUnlock()
+	if ok {
 		if d := now.Sub(c.at); d >= 0 && d < keyCacheTTL {
 			return c.p, nil
 		}
 	}
 	k, err := s.store.APIKeyGetByHash(ctx, sum[:])
 	if errors.Is(err, storage.ErrNotFound) {
-		s.keys.Delete(sum)
+		s.mu.Lock()
+		delete(s.keys, sum)
+		s.mu.Unlock()
 		return Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
 	p := Principal{TenantID: k.TenantID, KeyID: k.ID}
-	if _, loaded := s.keys.Swap(sum, cachedKey{p: p, at: now}); !loaded && s.keyCount.Add(1) > maxCachedKeys {
-		s.keys.Clear()
-		s.keyCount.Store(0)
+	s.mu.Lock()
+	if _, had := s.keys[sum]; !had && len(s.keys) >= maxCachedKeys {
+		clear(s.keys)
 	}
+	s.keys[sum] = cachedKey{p: p, at: now}
+	s.mu.Unlock()
 	return p, nil
 }
 

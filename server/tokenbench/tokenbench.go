@@ -1,391 +1,508 @@
-// Package tokenbench measures authgate's token hot path the way issue 7
-// states its targets: the HTTP token route against a trivial net/http
-// handler of the same shape (Bearer check, small JSON in, small JSON out) in
-// one run on one machine, the in-process Refresher.Token against
-// oauth2.ReuseTokenSource, and the token route with one credential against
-// many distinct ones. `authgate bench` prints its report; the server
-// package's benchmarks reuse its pieces.
+// Package tokenbench measures authgate's token hot path the way an outside
+// client sees it, which is how issue 16 states its targets: `authgate
+// serve` with its default settings (default log level and format) in a
+// process of its own, a trivial net/http handler of the same shape (same
+// route pattern, bearer check, strict JSON body, the same answer bytes) in
+// another, and the load generator (internal/loadgen, keep-alive
+// connections, one thread like `wrk -t1`) in the calling process. Every
+// comparison is made in one run, alternating the two servers round by
+// round, so the ratios hold even when the machine's load moves the
+// absolute figures. `authgate bench` prints its report.
 //
-// It runs a real server (a SQLite file, the sandbox mounted, loopback HTTP)
-// and must never reach beyond loopback or change how the server behaves: it
-// only measures.
+// It also keeps an in-process Env for the server package's `go test -bench`
+// benchmarks (quick regression checks, not the published figures).
+//
+// It runs real servers (SQLite files in a temporary directory, PostgreSQL
+// on a schema of its own that it drops) and must never reach beyond
+// loopback or change how the server behaves: it only measures.
 package tokenbench
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
-	"testing"
 	"time"
 
-	"golang.org/x/oauth2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/loadgen"
-	"github.com/authgate/authgate/internal/refresh"
-	"github.com/authgate/authgate/internal/secret"
-	"github.com/authgate/authgate/internal/vault"
-	"github.com/authgate/authgate/sandbox"
 	"github.com/authgate/authgate/server"
 )
 
-// Body is what both handlers are sent: the token route's usual request.
-var Body = []byte(`{"min_valid_seconds":300}`)
+// The targets issue 16 sets, as ratios of one run.
+const (
+	TargetThroughput = 0.8 // token/trivial req/s at every concurrency
+	TargetP99        = 1.3 // token/trivial p99 at the highest concurrency, at most
+	TargetMany       = 0.8 // many/one credential req/s
+)
 
-// Env is a running server with the sandbox, plus a trivial handler on its
-// own loopback listener.
-type Env struct {
-	Server     *server.Server
-	URL        string // the authgate server
-	TrivialURL string // the trivial handler
-	AdminKey   string
-	Tenant     authgate.TenantID
-
-	cancel context.CancelFunc
-	done   chan error
-	trivHS *http.Server
-}
-
-// Start opens a server on a SQLite file in dir (logging nothing: log writes
-// would be measured too) and serves it and the trivial handler on loopback.
-func Start(ctx context.Context, dir string) (*Env, error) {
-	var stdout bytes.Buffer
-	srv, err := server.Open(ctx, server.Config{
-		Addr:        "127.0.0.1:0",
-		Database:    "sqlite:" + filepath.Join(dir, "authgate.db"),
-		KeyFile:     filepath.Join(dir, "authgate.key"),
-		Logger:      slog.New(slog.DiscardHandler),
-		Stdout:      &stdout,
-		Sandbox:     server.SandboxOn,
-		SandboxSeed: 1,
-	})
-	if err != nil {
-		return nil, err
-	}
-	e := &Env{Server: srv, done: make(chan error, 1)}
-	for _, line := range strings.Split(stdout.String(), "\n") {
-		if k, ok := strings.CutPrefix(line, "admin key: "); ok {
-			e.AdminKey = k
-		}
-	}
-	if e.AdminKey == "" {
-		srv.Close()
-		return nil, errors.New("tokenbench: the server printed no admin key (is the database new?)")
-	}
-	p, err := srv.Tenancy.Authenticate(ctx, "Bearer "+e.AdminKey)
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	e.Tenant = p.TenantID
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	e.URL = "http://" + ln.Addr().String()
-	if err := srv.SetPublicURL(e.URL); err != nil {
-		ln.Close()
-		srv.Close()
-		return nil, err
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	go func() { e.done <- srv.Serve(sctx, ln) }()
-
-	tln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.TrivialURL = "http://" + tln.Addr().String() + "/v1/credentials/cred_trivial/token"
-	e.trivHS = &http.Server{Handler: Trivial(e.AdminKey), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = e.trivHS.Serve(tln) }()
-	return e, nil
-}
-
-// Close stops both listeners and the server.
-func (e *Env) Close() error {
-	if e.trivHS != nil {
-		_ = e.trivHS.Close()
-	}
-	e.cancel()
-	err := <-e.done
-	return errors.Join(err, e.Server.Close())
-}
-
-// trivialResponse has the token route's response shape.
-type trivialResponse struct {
-	CredentialID string    `json:"credential_id"`
-	Provider     string    `json:"provider"`
-	AccessToken  string    `json:"access_token"`
-	TokenType    string    `json:"token_type"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	Scopes       []string  `json:"scopes"`
-	Fingerprint  string    `json:"fingerprint"`
-}
-
-// Trivial is the yardstick: what any handler of the token route's shape
-// costs with no storage, no crypto and no refresher. It checks the bearer
-// key, decodes the body strictly, and answers a fixed token.
-func Trivial(key string) http.Handler {
-	want := []byte("Bearer " + key)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			http.Error(w, `{"type":"unauthorized"}`, http.StatusUnauthorized)
-			return
-		}
-		var body struct {
-			MinValidSeconds *int     `json:"min_valid_seconds"`
-			Actions         []string `json:"actions"`
-		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			http.Error(w, `{"type":"invalid_request"}`, http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(trivialResponse{CredentialID: "cred_trivial", Provider: "google", AccessToken: "ya29.trivial-access-token",
-			TokenType: "Bearer", ExpiresAt: time.Now().Add(time.Hour).UTC(), Scopes: []string{"openid"}, Fingerprint: "0123456789"})
-	})
-}
-
-// Connect obtains real sandbox Google tokens for account (consent preset,
-// authorization code, exchange) and imports them through the API.
-func (e *Env) Connect(ctx context.Context, account string) (authgate.Credential, error) {
-	sb := e.Server.Sandbox
-	if err := sb.SetConsent("google", sandbox.Consent{Account: account}); err != nil {
-		return authgate.Credential{}, err
-	}
-	defer sb.ClearConsent("google")
-	c, err := sb.DefaultClient("google")
-	if err != nil {
-		return authgate.Credential{}, err
-	}
-	base := e.URL + "/sandbox/google"
-	q := url.Values{"client_id": {c.ClientID}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"}, "scope": {"openid"},
-		"state": {"state-0123456789"}, "access_type": {"offline"}}
-	loc, err := sandbox.CompleteConsent(ctx, nil, base+"/o/oauth2/v2/auth?"+q.Encode(), sandbox.Choice{})
-	if err != nil {
-		return authgate.Credential{}, err
-	}
-	resp, err := http.PostForm(base+"/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
-		"redirect_uri": {"http://127.0.0.1:9/cb"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}})
-	if err != nil {
-		return authgate.Credential{}, err
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken  string `json:"access_token"`
-		RefreshToken string `json:"refresh_token"`
-		ExpiresIn    int    `json:"expires_in"`
-		Scope        string `json:"scope"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		return authgate.Credential{}, fmt.Errorf("sandbox token exchange: status %d, %v", resp.StatusCode, err)
-	}
-	exp := time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
-	return authgate.NewClient(e.URL, e.AdminKey).ImportCredential(ctx, authgate.ImportCredentialRequest{
-		UserID: "bench", Provider: "google", Subject: "sub-" + account, Email: account, Scopes: strings.Fields(tok.Scope),
-		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: &exp,
-	})
-}
-
-// ImportMany stores n credentials with fresh (made-up) tokens in one
-// transaction and returns their ids. Their tokens are valid for an hour, so
-// serving them never calls a provider: what is measured is the hot path.
-func (e *Env) ImportMany(ctx context.Context, n int) ([]authgate.CredentialID, error) {
-	exp := time.Now().Add(time.Hour)
-	ps := make([]vault.ImportParams, n)
-	for i := range ps {
-		ps[i] = vault.ImportParams{TenantID: e.Tenant, UserID: fmt.Sprintf("bulk-%06d", i), Provider: "google", Subject: fmt.Sprintf("sub-%06d", i),
-			Scopes: []string{"openid"}, AccessToken: secret.New(fmt.Sprintf("ya29.bulk-access-%06d", i)), RefreshToken: secret.New(fmt.Sprintf("1//bulk-refresh-%06d", i)),
-			ExpiresAt: exp, Actor: "bench"}
-	}
-	creds, err := e.Server.Vault.ImportBatch(ctx, ps)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]authgate.CredentialID, len(creds))
-	for i, c := range creds {
-		ids[i] = c.ID
-	}
-	return ids, nil
-}
-
-// TokenTarget requests tokens for ids in turn through the HTTP API.
-func (e *Env) TokenTarget(ids ...authgate.CredentialID) loadgen.Target {
-	urls := make([]string, len(ids))
-	for i, id := range ids {
-		urls[i] = e.URL + "/v1/credentials/" + string(id) + "/token"
-	}
-	return func(i int) (*http.Request, error) {
-		return loadgen.JSONPost(urls[i%len(urls)], e.AdminKey, Body)(i)
-	}
-}
-
-// TrivialTarget requests the trivial handler.
-func (e *Env) TrivialTarget() loadgen.Target { return loadgen.JSONPost(e.TrivialURL, e.AdminKey, Body) }
-
-// RefresherToken benchmarks the in-process Refresher.Token for a credential
-// whose stored token is fresh.
-func (e *Env) RefresherToken(id authgate.CredentialID) func(b *testing.B) {
-	return func(b *testing.B) {
-		ctx := context.Background()
-		req := refresh.Request{TenantID: e.Tenant, ID: id, MinValid: refresh.DefaultMinValid}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := e.Server.Refresher.Token(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-}
-
-type staticSource struct{ t *oauth2.Token }
-
-func (s staticSource) Token() (*oauth2.Token, error) { return s.t, nil }
-
-// ReuseTokenSource benchmarks oauth2.ReuseTokenSource holding a fresh token:
-// the floor for "hand out a cached token in process".
-func ReuseTokenSource(b *testing.B) {
-	tok := &oauth2.Token{AccessToken: "ya29.fresh", TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
-	ts := oauth2.ReuseTokenSource(tok, staticSource{tok})
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ts.Token(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// Config sizes a Run. Zero values take the defaults.
+// Config sizes a run. Zero values take the defaults.
 type Config struct {
-	// Requests bounds each HTTP measurement (default 20000); Duration caps
-	// it (default 10s).
-	Requests int
+	// Dir holds the databases, key and logs (required; the caller removes it).
+	Dir string
+	// Executable is the authgate binary run as `serve` and as the trivial
+	// handler (default: this process's own executable).
+	Executable string
+	// Duration is one measurement (default 500ms: short rounds keep each
+	// pair inside one spell of the machine's load); Requests, if set, ends
+	// it earlier.
 	Duration time.Duration
-	// Concurrency is where throughput is compared (default 16);
-	// TailConcurrency is where p99 is compared (default 64).
-	Concurrency, TailConcurrency int
-	// Credentials is how many distinct credentials the last comparison
-	// rotates over (default 100000).
-	Credentials int
-	// Progress, if set, receives a line before each measurement.
+	Requests int
+	// Rounds alternates trivial and token measurements this many times per
+	// cell (default 10); a cell's figures pool its rounds, its ratios are
+	// the median of the rounds' ratios.
+	Rounds int
+	// Concurrency lists the connection counts compared (default 1, 16, 64).
+	Concurrency []int
+	// Credentials is how many distinct credentials are served against one
+	// (default 100000), at ManyConcurrency connections (default 16).
+	Credentials     int
+	ManyConcurrency int
+	// Postgres is a PostgreSQL URL to measure on too ("" skips it, saying so).
+	Postgres string
+	// NoSQLite skips SQLite (to look at PostgreSQL alone).
+	NoSQLite bool
+	// ServerEnv adds KEY=VALUE settings to the authgate servers (the default
+	// is none: authgate's defaults), e.g. AUTHGATE_ACCESS_LOG=full.
+	ServerEnv []string
+	// ClientThreads is the load generator's GOMAXPROCS while it measures
+	// (default 1, like `wrk -t1`): the client stays light and leaves the
+	// rest of the machine to the servers.
+	ClientThreads int
+	// Progress, if set, receives a line before each step.
 	Progress io.Writer
 }
 
-func (c Config) withDefaults() Config {
-	if c.Requests <= 0 {
-		c.Requests = 20000
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" {
+		return c, errors.New("tokenbench: Config.Dir is required")
+	}
+	if c.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("tokenbench: find the authgate binary: %w", err)
+		}
+		c.Executable = exe
 	}
 	if c.Duration <= 0 {
-		c.Duration = 10 * time.Second
+		c.Duration = 500 * time.Millisecond
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+	if c.Rounds <= 0 {
+		c.Rounds = 10
 	}
-	if c.TailConcurrency <= 0 {
-		c.TailConcurrency = 64
+	if len(c.Concurrency) == 0 {
+		c.Concurrency = []int{1, 16, 64}
+	}
+	for _, n := range c.Concurrency {
+		if n <= 0 {
+			return c, fmt.Errorf("tokenbench: concurrency %d: want at least 1", n)
+		}
 	}
 	if c.Credentials <= 0 {
 		c.Credentials = 100000
 	}
-	return c
+	if c.ManyConcurrency <= 0 {
+		c.ManyConcurrency = 16
+	}
+	if c.ClientThreads <= 0 {
+		c.ClientThreads = 1
+	}
+	for _, kv := range c.ServerEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || !strings.HasPrefix(k, "AUTHGATE_") {
+			return c, fmt.Errorf("tokenbench: server setting %q: want AUTHGATE_NAME=value", kv)
+		}
+	}
+	return c, nil
+}
+
+// Cell is one comparison at one concurrency on one backend.
+type Cell struct {
+	Backend     string
+	Concurrency int
+	// Trivial and Token pool the rounds; the CPU fields are the server
+	// processes' CPU time (user + system) over the same requests.
+	Trivial, Token       loadgen.Result
+	TrivialCPU, TokenCPU time.Duration
+	// TrivialRounds and TokenRounds are the rounds, paired by index.
+	TrivialRounds, TokenRounds []loadgen.Result
+	trivialSent                int // requests incl. warm-up, for CPU per request
+	tokenSent                  int
+}
+
+// ThroughputRatio is token/trivial requests per second: the median of the
+// rounds' ratios (each round measures both back to back, so a burst of
+// load from elsewhere on the machine moves one round, not the verdict).
+func (c Cell) ThroughputRatio() float64 {
+	return medianRatio(c.TokenRounds, c.TrivialRounds, loadgen.Result.Throughput)
+}
+
+// P99Ratio is token/trivial p99 latency, the median of the rounds' ratios.
+func (c Cell) P99Ratio() float64 {
+	return medianRatio(c.TokenRounds, c.TrivialRounds, func(r loadgen.Result) float64 { return float64(r.P99) })
+}
+
+// medianRatio is the median over paired rounds of f(a[i]) / f(b[i]).
+func medianRatio(a, b []loadgen.Result, f func(loadgen.Result) float64) float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		rs = append(rs, ratio(f(a[i]), f(b[i])))
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	slices.Sort(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2
+	}
+	return rs[len(rs)/2]
+}
+
+// CPUPerRequest is each server's CPU time per request (0: not measured).
+func (c Cell) CPUPerRequest() (trivial, token time.Duration) {
+	return perRequest(c.TrivialCPU, c.trivialSent), perRequest(c.TokenCPU, c.tokenSent)
+}
+
+func perRequest(d time.Duration, n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return d / time.Duration(n)
+}
+
+// Many is the token route with one credential against many on one backend.
+type Many struct {
+	Backend     string
+	Credentials int
+	Import      time.Duration // importing them (from this process, in batches)
+	One, Many   loadgen.Result
+	// OneRounds and ManyRounds are the rounds, paired by index.
+	OneRounds, ManyRounds []loadgen.Result
+}
+
+// Ratio is many/one requests per second, the median of the rounds' ratios.
+func (m Many) Ratio() float64 {
+	return medianRatio(m.ManyRounds, m.OneRounds, loadgen.Result.Throughput)
+}
+
+// ServerLog is what one authgate server logged while it was measured.
+type ServerLog struct {
+	Backend      string
+	Lines, Bytes int64
+	Requests     int            // token requests it answered meanwhile (incl. warm-up)
+	Messages     map[string]int // lines by message
 }
 
 // Report is one run's figures.
 type Report struct {
-	Config                           Config
-	Trivial, Token                   loadgen.Result // at Concurrency
-	TrivialTail, TokenTail           loadgen.Result // at TailConcurrency
-	RefresherToken, ReuseTokenSource testing.BenchmarkResult
-	OneCredential, ManyCredentials   loadgen.Result // token route at Concurrency
-	ImportTime                       time.Duration  // creating the many credentials
-	// ThroughputRatio is token/trivial at Concurrency; ManyToOneRatio is
-	// many/one credentials' throughput; InProcessRatio is Token's ns/op over
-	// ReuseTokenSource's.
-	ThroughputRatio, ManyToOneRatio, InProcessRatio float64
+	Config Config
+	Cells  []Cell
+	Many   []Many
+	Logs   []ServerLog
+	// Skipped says which backends were not measured and why.
+	Skipped []string
+	// TokenBytes and TrivialBytes are the two answers' body sizes.
+	TokenBytes, TrivialBytes int
 }
 
-// Measure runs every comparison against e. It imports cfg.Credentials
-// credentials into e's database.
-func Measure(ctx context.Context, e *Env, cfg Config) (Report, error) {
-	cfg = cfg.withDefaults()
-	r := Report{Config: cfg}
+// backend is one database the token route is measured on.
+type backend struct{ name, db string }
+
+// Measure starts the servers, measures every cell and stops them.
+func Measure(ctx context.Context, cfg Config) (r Report, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return r, err
+	}
+	r.Config = cfg
 	say := func(format string, a ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, format+"\n", a...)
 		}
 	}
-	cred, err := e.Connect(ctx, "bench@acme.example")
-	if err != nil {
-		return r, fmt.Errorf("connect a credential: %w", err)
-	}
-	run := func(name string, c int, t loadgen.Target) (loadgen.Result, error) {
-		say("%s at concurrency %d …", name, c)
-		res, err := loadgen.Run(ctx, loadgen.Client(c), loadgen.Config{Concurrency: c, Requests: cfg.Requests, Duration: cfg.Duration, Warmup: 2}, t)
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", name, err)
-		}
-		if res.Errors > 0 {
-			return res, fmt.Errorf("%s: %d of %d requests failed, first: %s", name, res.Errors, res.Requests, res.FirstError)
-		}
-		return res, nil
-	}
-	if r.Trivial, err = run("trivial handler", cfg.Concurrency, e.TrivialTarget()); err != nil {
-		return r, err
-	}
-	if r.Token, err = run("token route", cfg.Concurrency, e.TokenTarget(cred.ID)); err != nil {
-		return r, err
-	}
-	if r.TrivialTail, err = run("trivial handler", cfg.TailConcurrency, e.TrivialTarget()); err != nil {
-		return r, err
-	}
-	if r.TokenTail, err = run("token route", cfg.TailConcurrency, e.TokenTarget(cred.ID)); err != nil {
-		return r, err
-	}
-	say("in-process Refresher.Token …")
-	r.RefresherToken = testing.Benchmark(e.RefresherToken(cred.ID))
-	say("oauth2.ReuseTokenSource …")
-	r.ReuseTokenSource = testing.Benchmark(ReuseTokenSource)
+	prev := runtime.GOMAXPROCS(cfg.ClientThreads)
+	defer runtime.GOMAXPROCS(prev)
 
-	say("importing %d credentials in one transaction …", cfg.Credentials)
-	start := time.Now()
-	ids, err := e.ImportMany(ctx, cfg.Credentials)
-	if err != nil {
-		return r, fmt.Errorf("import %d credentials: %w", cfg.Credentials, err)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	masterKeys := "bench:" + base64.StdEncoding.EncodeToString(key)
+
+	var backends []backend
+	if !cfg.NoSQLite {
+		backends = append(backends, backend{"SQLite", "sqlite:" + filepath.Join(cfg.Dir, "sqlite", "authgate.db")})
 	}
-	r.ImportTime = time.Since(start)
-	if r.OneCredential, err = run("token route, 1 credential", cfg.Concurrency, e.TokenTarget(cred.ID)); err != nil {
-		return r, err
+	if cfg.Postgres == "" {
+		r.Skipped = append(r.Skipped, "PostgreSQL not measured: set AUTHGATE_TEST_POSTGRES or pass --postgres postgres://…")
+	} else {
+		db, drop, err := postgresSchema(ctx, cfg.Postgres)
+		if err != nil {
+			return r, err
+		}
+		defer drop()
+		backends = append(backends, backend{"PostgreSQL", db})
 	}
-	// Steady state: a server serving n credentials a minute has served each
-	// of them before. One unmeasured pass asks for every credential once
-	// (the cold reads and the once-a-minute use records happen there).
-	say("warming: one request per credential …")
-	if _, err := loadgen.Run(ctx, loadgen.Client(cfg.Concurrency), loadgen.Config{Concurrency: cfg.Concurrency, Requests: len(ids)}, e.TokenTarget(ids...)); err != nil {
-		return r, fmt.Errorf("warm %d credentials: %w", len(ids), err)
+
+	var trivial *proc
+	var trivialKey string
+	defer func() {
+		if trivial != nil {
+			err = errors.Join(err, trivial.stop())
+		}
+	}()
+	for _, b := range backends {
+		dir := filepath.Join(cfg.Dir, strings.ToLower(b.name))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return r, err
+		}
+		say("%s: starting authgate serve …", b.name)
+		env := childEnv(append([]string{"AUTHGATE_MASTER_KEYS=" + masterKeys, "AUTHGATE_SANDBOX=on"}, cfg.ServerEnv...)...)
+		srv, err := start(ctx, "authgate serve ("+b.name+")", cfg.Executable, dir, env, filepath.Join(dir, "serve.log"), "authgate is serving on ",
+			"serve", "--addr", "127.0.0.1:0", "--db", b.db, "--key-file", filepath.Join(dir, "authgate.key"))
+		if err != nil {
+			return r, err
+		}
+		err = func() error {
+			adminKey := adminKeyIn(srv.Stdout())
+			if adminKey == "" {
+				return fmt.Errorf("%s: authgate serve printed no admin key", b.name)
+			}
+			say("%s: importing 1 + %d credentials …", b.name, cfg.Credentials)
+			one, many, took, err := importCredentials(ctx, b.db, masterKeys, dir, adminKey, cfg.Credentials)
+			if err != nil {
+				return fmt.Errorf("%s: import credentials: %w", b.name, err)
+			}
+			answer, err := oneAnswer(ctx, srv.URL, adminKey, one)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b.name, err)
+			}
+			r.TokenBytes = len(answer)
+			if trivial == nil {
+				say("starting the trivial handler …")
+				trivialKey = adminKey
+				trivial, err = start(ctx, "trivial handler", cfg.Executable, dir,
+					childEnv("AUTHGATE_BENCH_KEY="+trivialKey, "AUTHGATE_BENCH_ANSWER="+string(answer)), "", TrivialReady, "bench", "trivial")
+				if err != nil {
+					return err
+				}
+			}
+			srv.waitIdle(ctx, time.Minute)
+			tokenT := loadgen.JSONPost(srv.URL, adminKey, Body, TokenPath(one))
+			trivialT := loadgen.JSONPost(trivial.URL, trivialKey, Body, TokenPath(one))
+			manyT := loadgen.JSONPost(srv.URL, adminKey, Body, tokenPaths(many)...)
+
+			lines0, bytes0 := srv.logSize()
+			sent := 0
+			run := func(p *proc, t loadgen.Target, c int, what string) (loadgen.Result, time.Duration, int, error) {
+				const warmup = 2
+				cpu0 := p.CPU()
+				res, err := loadgen.Run(ctx, loadgen.Config{Concurrency: c, Requests: cfg.Requests, Duration: cfg.Duration, Warmup: warmup}, t)
+				cpu := p.CPU() - cpu0
+				if err == nil && res.Errors > 0 {
+					err = fmt.Errorf("%d of %d requests failed, first: %s", res.Errors, res.Requests, res.FirstError)
+				}
+				if err != nil {
+					return res, 0, 0, fmt.Errorf("%s, %s at c%d: %w", b.name, what, c, err)
+				}
+				n := res.Requests + c*warmup
+				if p == srv {
+					sent += n
+				}
+				return res, cpu, n, nil
+			}
+			for _, c := range cfg.Concurrency {
+				cell := Cell{Backend: b.name, Concurrency: c}
+				var triv, tok []loadgen.Result
+				for round := range cfg.Rounds {
+					say("%s: c%d, round %d of %d …", b.name, c, round+1, cfg.Rounds)
+					// Alternate which goes first, so a drift in the
+					// machine's load does not favour one side.
+					for i := range 2 {
+						if (i+round)%2 == 0 {
+							res, cpu, n, err := run(trivial, trivialT, c, "trivial handler")
+							if err != nil {
+								return err
+							}
+							triv, cell.TrivialCPU, cell.trivialSent = append(triv, res), cell.TrivialCPU+cpu, cell.trivialSent+n
+							say("  trivial %.0f req/s, p99 %v", res.Throughput(), res.P99)
+							r.TrivialBytes = res.BodyBytes
+						} else {
+							res, cpu, n, err := run(srv, tokenT, c, "token route")
+							if err != nil {
+								return err
+							}
+							tok, cell.TokenCPU, cell.tokenSent = append(tok, res), cell.TokenCPU+cpu, cell.tokenSent+n
+							say("  token %.0f req/s, p99 %v", res.Throughput(), res.P99)
+						}
+					}
+				}
+				cell.Trivial, cell.Token = loadgen.Merge(triv...), loadgen.Merge(tok...)
+				cell.TrivialRounds, cell.TokenRounds = triv, tok
+				r.Cells = append(r.Cells, cell)
+			}
+
+			// Steady state: a server serving n credentials a minute has
+			// served each of them before. One unmeasured pass asks for
+			// every credential once (the cold reads happen there), then
+			// the server's writes of their last-use times settle.
+			say("%s: warming: one request per credential …", b.name)
+			if _, err := loadgen.Run(ctx, loadgen.Config{Concurrency: cfg.ManyConcurrency, Requests: len(many)}, manyT); err != nil {
+				return fmt.Errorf("%s: warm %d credentials: %w", b.name, len(many), err)
+			}
+			srv.waitIdle(ctx, time.Minute)
+			m := Many{Backend: b.name, Credentials: len(many), Import: took}
+			var ones, manys []loadgen.Result
+			for round := range cfg.Rounds {
+				say("%s: 1 vs %d credentials, round %d of %d …", b.name, len(many), round+1, cfg.Rounds)
+				for i := range 2 {
+					if (i+round)%2 == 0 {
+						res, _, _, err := run(srv, tokenT, cfg.ManyConcurrency, "1 credential")
+						if err != nil {
+							return err
+						}
+						ones = append(ones, res)
+						say("  1 credential %.0f req/s", res.Throughput())
+					} else {
+						res, _, _, err := run(srv, manyT, cfg.ManyConcurrency, fmt.Sprintf("%d credentials", len(many)))
+						if err != nil {
+							return err
+						}
+						manys = append(manys, res)
+						say("  %d credentials %.0f req/s", len(many), res.Throughput())
+					}
+				}
+			}
+			m.One, m.Many = loadgen.Merge(ones...), loadgen.Merge(manys...)
+			m.OneRounds, m.ManyRounds = ones, manys
+			r.Many = append(r.Many, m)
+			lines1, bytes1 := srv.logSize()
+			r.Logs = append(r.Logs, ServerLog{Backend: b.name, Lines: lines1 - lines0, Bytes: bytes1 - bytes0, Requests: sent, Messages: srv.logMessages(bytes0)})
+			return nil
+		}()
+		if serr := srv.stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return r, err
+		}
 	}
-	if r.ManyCredentials, err = run(fmt.Sprintf("token route, %d credentials", len(ids)), cfg.Concurrency, e.TokenTarget(ids...)); err != nil {
-		return r, err
-	}
-	r.ThroughputRatio = ratio(r.Token.Throughput(), r.Trivial.Throughput())
-	r.ManyToOneRatio = ratio(r.ManyCredentials.Throughput(), r.OneCredential.Throughput())
-	r.InProcessRatio = ratio(float64(r.RefresherToken.NsPerOp()), float64(r.ReuseTokenSource.NsPerOp()))
 	return r, nil
+}
+
+// importCredentials stores one credential and n others, with made-up tokens
+// valid for an hour, from this process (as `authgate` operator commands
+// do), in batches: through the API 100,000 imports would take minutes.
+func importCredentials(ctx context.Context, db, masterKeys, dir, adminKey string, n int) (one authgate.CredentialID, many []authgate.CredentialID, took time.Duration, err error) {
+	core, err := server.OpenCore(ctx, server.Config{Database: db, MasterKeys: masterKeys, KeyFile: filepath.Join(dir, "authgate.key"),
+		Logger: slog.New(slog.DiscardHandler)}.WithDefaults(), server.CoreOptions{MustExist: true})
+	if err != nil {
+		return "", nil, 0, err
+	}
+	defer core.Close()
+	p, err := core.Tenancy.Authenticate(ctx, "Bearer "+adminKey)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	ones, err := importMany(ctx, core.Vault, p.TenantID, "one", 0, 1, 1)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	start := time.Now()
+	if !strings.HasPrefix(db, "postgres") {
+		many, err = importMany(ctx, core.Vault, p.TenantID, "many", 0, n, 1) // SQLite has one writer
+		return ones[0], many, time.Since(start), err
+	}
+	// PostgreSQL plans the slot lookup of a prepared statement once, from
+	// the statistics of a table that was empty; a bulk load then scans
+	// every row for every insert and 100,000 take many minutes. Load a
+	// first batch, ANALYZE (which also drops the cached plans), then the
+	// rest, several transactions at once.
+	first := min(n, 2000)
+	many, err = importMany(ctx, core.Vault, p.TenantID, "many", 0, first, 1)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	if err := analyzeCredentials(ctx, db); err != nil {
+		return "", nil, 0, err
+	}
+	rest, err := importMany(ctx, core.Vault, p.TenantID, "many", first, n-first, 8)
+	return ones[0], append(many, rest...), time.Since(start), err
+}
+
+// analyzeCredentials refreshes PostgreSQL's statistics of the credentials
+// table in the bench's schema (db's search_path).
+func analyzeCredentials(ctx context.Context, db string) error {
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "ANALYZE credentials")
+	return err
+}
+
+// oneAnswer asks the token route once and returns its body.
+func oneAnswer(ctx context.Context, base, key string, id authgate.CredentialID) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+TokenPath(id), strings.NewReader(string(Body)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the token route answered %d: %s", resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// postgresSchema creates a schema of its own in the database at base and
+// returns a URL whose search_path selects it, and a func that drops it.
+func postgresSchema(ctx context.Context, base string) (string, func(), error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", nil, fmt.Errorf("PostgreSQL URL: want postgres://…")
+	}
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL at %s: %w", u.Redacted(), err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "authgate_bench_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL at %s: create a schema for the bench: %w", u.Redacted(), err)
+	}
+	drop := func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
 }
 
 func ratio(a, b float64) float64 {
@@ -395,32 +512,78 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// WriteTable prints the report with issue 7's targets next to the figures.
+// Meets reports whether the run met every target, and what it missed.
+func (r Report) Meets() (bool, []string) {
+	var missed []string
+	top := slices.Max(r.Config.Concurrency)
+	for _, c := range r.Cells {
+		if x := c.ThroughputRatio(); x < TargetThroughput {
+			missed = append(missed, fmt.Sprintf("%s c%d throughput %.2fx < %.1fx", c.Backend, c.Concurrency, x, TargetThroughput))
+		}
+		if x := c.P99Ratio(); c.Concurrency == top && x > TargetP99 {
+			missed = append(missed, fmt.Sprintf("%s c%d p99 %.2fx > %.1fx", c.Backend, c.Concurrency, x, TargetP99))
+		}
+	}
+	for _, m := range r.Many {
+		if x := m.Ratio(); x < TargetMany {
+			missed = append(missed, fmt.Sprintf("%s %d/1 credentials %.2fx < %.1fx", m.Backend, m.Credentials, x, TargetMany))
+		}
+	}
+	return len(missed) == 0, missed
+}
+
+// WriteTable prints the report with issue 16's targets.
 func (r Report) WriteTable(w io.Writer) {
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
-	c, tc := r.Config.Concurrency, r.Config.TailConcurrency
-	fmt.Fprintf(w, "HTTP, loopback, %d requests per row (at most %v)\n", r.Config.Requests, r.Config.Duration)
-	fmt.Fprintf(w, "%-34s %14s %10s %10s %10s\n", "", "req/s", "p50", "p99", "max")
-	row := func(name string, res loadgen.Result) {
-		fmt.Fprintf(w, "%-34s %14.0f %10s %10s %10s\n", name, res.Throughput(), ms(res.P50), ms(res.P99), ms(res.Max))
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+	us := func(d time.Duration) string {
+		if d == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 	}
-	row(fmt.Sprintf("trivial handler c%d", c), r.Trivial)
-	row(fmt.Sprintf("token route c%d", c), r.Token)
-	row(fmt.Sprintf("trivial handler c%d", tc), r.TrivialTail)
-	row(fmt.Sprintf("token route c%d", tc), r.TokenTail)
-	fmt.Fprintf(w, "token/trivial throughput at c%d: %.2fx (target >= 0.5x)\n", c, r.ThroughputRatio)
-	fmt.Fprintf(w, "token route p99 at c%d: %s (target < 10 ms)\n\n", tc, ms(r.TokenTail.P99))
-
-	fmt.Fprintf(w, "in process\n%-34s %14s %10s %10s\n", "", "ns/op", "B/op", "allocs/op")
-	bench := func(name string, b testing.BenchmarkResult) {
-		fmt.Fprintf(w, "%-34s %14d %10d %10d\n", name, b.NsPerOp(), b.AllocedBytesPerOp(), b.AllocsPerOp())
+	cfg := r.Config
+	fmt.Fprintf(w, "token route POST /v1/credentials/{id}/token (answer %d bytes) vs a trivial net/http handler of the same shape (%d bytes)\n", r.TokenBytes, r.TrivialBytes)
+	fmt.Fprintf(w, "servers in their own processes; load from this one (%d thread, keep-alive); %d rounds of %v per cell, alternating; latencies in ms\n", cfg.ClientThreads, cfg.Rounds, cfg.Duration)
+	if len(cfg.ServerEnv) > 0 {
+		fmt.Fprintf(w, "authgate serve settings: %s\n", strings.Join(cfg.ServerEnv, " "))
+	} else {
+		fmt.Fprintln(w, "authgate serve settings: the defaults")
 	}
-	bench("Refresher.Token (fresh)", r.RefresherToken)
-	bench("oauth2.ReuseTokenSource", r.ReuseTokenSource)
-	fmt.Fprintf(w, "Token/ReuseTokenSource: %.1fx (target <= 20x)\n\n", r.InProcessRatio)
-
-	fmt.Fprintf(w, "credentials served (token route c%d; %d imported in %v)\n", c, r.Config.Credentials, r.ImportTime.Round(time.Millisecond))
-	row("1 credential", r.OneCredential)
-	row(fmt.Sprintf("%d credentials", r.Config.Credentials), r.ManyCredentials)
-	fmt.Fprintf(w, "many/one throughput: %.2fx (target >= 0.8x)\n", r.ManyToOneRatio)
+	fmt.Fprintf(w, "\n%-10s %4s %13s %11s %6s %17s %17s %6s %11s %9s\n", "backend", "conc", "trivial req/s", "token req/s", "ratio",
+		"trivial p50/p99", "token p50/p99", "p99 x", "trivial CPU", "token CPU")
+	for _, c := range r.Cells {
+		tc, kc := c.CPUPerRequest()
+		fmt.Fprintf(w, "%-10s %4d %13.0f %11.0f %5.2fx %17s %17s %5.2fx %11s %9s\n", c.Backend, c.Concurrency, c.Trivial.Throughput(), c.Token.Throughput(),
+			c.ThroughputRatio(), ms(c.Trivial.P50)+"/"+ms(c.Trivial.P99), ms(c.Token.P50)+"/"+ms(c.Token.P99), c.P99Ratio(), us(tc)+"/req", us(kc)+"/req")
+	}
+	fmt.Fprintln(w, "(req/s and latencies pool the rounds; ratios are the median of the rounds' ratios; CPU is each server process's user+system time per request)")
+	if len(r.Many) > 0 {
+		fmt.Fprintf(w, "\ntoken route, 1 credential vs many (c%d; the many were served once before)\n", cfg.ManyConcurrency)
+		fmt.Fprintf(w, "%-10s %12s %12s %14s %7s %12s\n", "backend", "credentials", "1: req/s", "many: req/s", "ratio", "import")
+		for _, m := range r.Many {
+			fmt.Fprintf(w, "%-10s %12d %12.0f %14.0f %6.2fx %12v\n", m.Backend, m.Credentials, m.One.Throughput(), m.Many.Throughput(), m.Ratio(), m.Import.Round(time.Millisecond))
+		}
+	}
+	fmt.Fprintln(w)
+	for _, l := range r.Logs {
+		var msgs []string
+		for m, n := range l.Messages {
+			msgs = append(msgs, fmt.Sprintf("%dx %q", n, m))
+		}
+		slices.Sort(msgs)
+		fmt.Fprintf(w, "%s server log while measured: %d lines, %d bytes for %d token requests", l.Backend, l.Lines, l.Bytes, l.Requests)
+		if len(msgs) > 0 {
+			fmt.Fprintf(w, " (%s)", strings.Join(msgs, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintln(w, s)
+	}
+	ok, missed := r.Meets()
+	if ok {
+		fmt.Fprintf(w, "targets (token/trivial >= %.1fx at every concurrency, p99 <= %.1fx at c%d, many/one >= %.1fx): all met\n", TargetThroughput, TargetP99, slices.Max(cfg.Concurrency), TargetMany)
+	} else {
+		fmt.Fprintf(w, "targets (token/trivial >= %.1fx at every concurrency, p99 <= %.1fx at c%d, many/one >= %.1fx): missed: %s\n", TargetThroughput, TargetP99, slices.Max(cfg.Concurrency), TargetMany, strings.Join(missed, "; "))
+	}
 }

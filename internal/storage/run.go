@@ -77,6 +77,63 @@ type RunQueries interface {
 	// is gone or was delivered already.
 	WebhookDeliveryRecordAttempt(ctx context.Context, p WebhookDeliveryRecordAttemptParams) error
 	WebhookDeliveryGet(ctx context.Context, id authgate.WebhookDeliveryID) (*WebhookDelivery, error)
+	// WebhookDeliveryList pages a tenant's deliveries by id, newest first,
+	// optionally only one endpoint's or only those in one status.
+	WebhookDeliveryList(ctx context.Context, p WebhookDeliveryListParams) ([]*WebhookDelivery, error)
+	// WebhookDeliveryDeleteFinished deletes at most Limit deliveries,
+	// delivered or dead, created before Before, and reports how many.
+	WebhookDeliveryDeleteFinished(ctx context.Context, p WebhookDeliveryDeleteFinishedParams) (int64, error)
+
+	// IdempotentResultPut stores Result under (tenant, scope, key) unless a
+	// result is stored there already; either way it returns the stored
+	// result and whether this call stored it.
+	IdempotentResultPut(ctx context.Context, p IdempotentResultPutParams) ([]byte, bool, error)
+	// IdempotentResultGet reads a stored result; ErrNotFound if none.
+	IdempotentResultGet(ctx context.Context, p IdempotentResultGetParams) ([]byte, error)
+	// IdempotentResultDeleteBefore deletes at most Limit results created
+	// before Before and reports how many.
+	IdempotentResultDeleteBefore(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// IdempotentResultPutParams is one write's result, by key.
+type IdempotentResultPutParams struct {
+	TenantID authgate.TenantID
+	Scope    string
+	Key      string
+	Result   []byte
+	At       time.Time
+}
+
+// IdempotentResultGetParams names a stored result.
+type IdempotentResultGetParams struct {
+	TenantID authgate.TenantID
+	Scope    string
+	Key      string
+}
+
+// WebhookDeliveryStatus is where a delivery stands.
+type WebhookDeliveryStatus string
+
+const (
+	WebhookDeliveryPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryDelivered WebhookDeliveryStatus = "delivered"
+	// WebhookDeliveryDead: every attempt failed; nothing retries it.
+	WebhookDeliveryDead WebhookDeliveryStatus = "dead"
+)
+
+// WebhookDeliveryListParams filters and pages a tenant's deliveries.
+type WebhookDeliveryListParams struct {
+	TenantID   authgate.TenantID
+	EndpointID authgate.WebhookEndpointID // "": every endpoint
+	Status     WebhookDeliveryStatus      // "": any
+	BeforeID   authgate.WebhookDeliveryID // "": from the newest
+	Limit      int
+}
+
+// WebhookDeliveryDeleteFinishedParams bounds one pruning pass.
+type WebhookDeliveryDeleteFinishedParams struct {
+	Before time.Time
+	Limit  int
 }
 
 // Run is a stored run.
@@ -253,8 +310,20 @@ type WebhookDelivery struct {
 	Attempts      int
 	NextAttemptAt time.Time
 	DeliveredAt   time.Time // zero: not yet
+	DeadAt        time.Time // zero: not dead
 	LastError     string
 	CreatedAt     time.Time
+}
+
+// Status is where the delivery stands.
+func (d *WebhookDelivery) Status() WebhookDeliveryStatus {
+	switch {
+	case !d.DeliveredAt.IsZero():
+		return WebhookDeliveryDelivered
+	case !d.DeadAt.IsZero():
+		return WebhookDeliveryDead
+	}
+	return WebhookDeliveryPending
 }
 
 // WebhookDeliveryListDueParams bounds one sending pass.
@@ -268,6 +337,8 @@ type WebhookDeliveryRecordAttemptParams struct {
 	ID            authgate.WebhookDeliveryID
 	At            time.Time
 	Delivered     bool
+	// Dead marks a failed attempt the last one: nothing retries it.
+	Dead          bool
 	LastError     string
 	NextAttemptAt time.Time
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"RunTimeline", testRunTimeline},
 		{"Steps", testSteps},
 		{"Webhooks", testWebhooks},
+		{"IdempotentResults", testIdempotentResults},
 		{"CredentialSetVerified", testCredentialSetVerified},
 	}
 	for _, tt := range tests {

@@ -334,9 +334,9 @@ type WebhookDeliveryListDueParams struct {
 
 // WebhookDeliveryRecordAttemptParams is one attempt's result.
 type WebhookDeliveryRecordAttemptParams struct {
-	ID            authgate.WebhookDeliveryID
-	At            time.Time
-	Delivered     bool
+	ID        authgate.WebhookDeliveryID
+	At        time.Time
+	Delivered bool
 	// Dead marks a failed attempt the last one: nothing retries it.
 	Dead          bool
 	LastError     string

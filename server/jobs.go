@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/authgate/authgate/internal/jobs"
+	"github.com/authgate/authgate/internal/storage"
+)
+
+// Retention of finished records: delivered and dead webhook deliveries and
+// MCP write results are deleted this long after they were created.
+const (
+	DeliveryRetention   = 7 * 24 * time.Hour
+	IdempotentRetention = 7 * 24 * time.Hour
+)
+
+// wireJobs connects the job queue to the domain: what each job does, and
+// the vault's state changes to the run service (which enqueues webhook
+// deliveries and resumes in the change's own transaction).
+func (s *Server) wireJobs(d *jobs.Deps) {
+	rs := s.api.Runs()
+	s.Vault.OnChange(rs.CredentialChanged)
+	d.Webhooks = s.Webhooks
+	d.Resume = rs.ResumeBlockedOn
+	d.Prune = s.prune
+}
+
+// prune deletes finished records past their retention, a page at a time.
+func (s *Server) prune(ctx context.Context) error {
+	now := s.cfg.Clock.Now()
+	for {
+		n, err := s.Store.WebhookDeliveryDeleteFinished(ctx, storage.WebhookDeliveryDeleteFinishedParams{Before: now.Add(-DeliveryRetention), Limit: 1000})
+		if err != nil {
+			return err
+		}
+		if n < 1000 {
+			break
+		}
+	}
+	for {
+		n, err := s.Store.IdempotentResultDeleteBefore(ctx, now.Add(-IdempotentRetention), 1000)
+		if err != nil {
+			return err
+		}
+		if n < 1000 {
+			return nil
+		}
+	}
+}
+
+// planInterval plans often enough that a health check falls well inside
+// its sweep period (AUTHGATE_HEALTH_SWEEP_INTERVAL=10s plans every 2.5 s).
+func (c Config) planInterval() time.Duration {
+	return min(jobs.PlanInterval, max(c.HealthSweepInterval/4, time.Second))
+}

@@ -38,7 +38,6 @@ type Deps struct {
 var DeliverySchedule = []time.Duration{10 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
 	time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour}
 
-
 // DeliverArgs sends one stored webhook delivery.
 type DeliverArgs struct {
 	DeliveryID authgate.WebhookDeliveryID `json:"delivery_id"`

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -225,5 +226,86 @@ func TestWebhookDead(t *testing.T) {
 	rc.mu.Unlock()
 	if hits != 6 {
 		t.Fatalf("%d attempts reached the receiver; want 3 for each of 2 deliveries", hits)
+	}
+}
+
+// TestSlowEndpointDoesNotDelayOthers: one tenant's endpoint takes 30 s to
+// answer each delivery; another tenant's deliveries still arrive within a
+// second of their event, because deliveries run concurrently across
+// endpoints and one endpoint holds at most its per-endpoint share.
+func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{Configure: func(c *server.Config) { c.JobPollInterval = 100 * time.Millisecond }})
+	ctx := context.Background()
+
+	release := make(chan struct{})
+	var slowHits atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slowHits.Add(1)
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	if _, err := env.Client.CreateWebhook(ctx, authgate.WebhookEndpointCreateRequest{URL: slow.URL}); err != nil {
+		t.Fatal(err)
+	}
+	type arrival struct {
+		ev authgate.WebhookEvent
+		at time.Time
+	}
+	got := make(chan arrival, 10)
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev authgate.WebhookEvent
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		got <- arrival{ev, time.Now()}
+	}))
+	t.Cleanup(fast.Close)
+	other, _ := env.NewTenant(t, "other")
+	if _, err := other.CreateWebhook(ctx, authgate.WebhookEndpointCreateRequest{URL: fast.URL}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Ten deliveries stuck at the slow endpoint (two events per run).
+	for i := range 5 {
+		c, err := env.Client.ImportCredential(ctx, importReq(fmt.Sprintf("slow%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Client.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "w", UserID: c.UserID, Bindings: map[string]authgate.CredentialID{"google": c.ID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(30 * time.Second)
+	for slowHits.Load() < 4 {
+		select {
+		case <-deadline:
+			t.Fatal("the slow endpoint got no deliveries")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	// The other tenant's events arrive promptly all the same.
+	c, err := other.ImportCredential(ctx, importReq("fast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "w", UserID: "fast", Bindings: map[string]authgate.CredentialID{"google": c.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case a := <-got:
+			if lag := a.at.Sub(a.ev.CreatedAt); lag > time.Second {
+				t.Fatalf("%s arrived %v after its event, behind the slow endpoint", a.ev.Type, lag)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the other tenant's deliveries did not arrive")
+		}
+	}
+	if n := slowHits.Load(); n > 4 {
+		t.Fatalf("the slow endpoint holds %d concurrent deliveries; the per-endpoint limit is 4", n)
 	}
 }

@@ -84,6 +84,17 @@ type RunQueries interface {
 	// delivered or dead, created before Before, and reports how many.
 	WebhookDeliveryDeleteFinished(ctx context.Context, p WebhookDeliveryDeleteFinishedParams) (int64, error)
 
+	// CredentialListBoundExpiring pages the active credentials bound to an
+	// unfinished run whose access token expires before Before, ordered by
+	// expiry then id, after the cursor (AfterExpiry, AfterID).
+	CredentialListBoundExpiring(ctx context.Context, p CredentialListBoundExpiringParams) ([]*Credential, error)
+	// CredentialListCheckDue pages, by id after AfterID, the active
+	// credentials bound to no unfinished run whose health check is due by
+	// Before or was never planned (NextCheckAt zero).
+	CredentialListCheckDue(ctx context.Context, p CredentialListCheckDueParams) ([]CredentialCheckDue, error)
+	// CredentialCheckSchedule sets when a credential's next health check is due.
+	CredentialCheckSchedule(ctx context.Context, p CredentialCheckScheduleParams) error
+
 	// IdempotentResultPut stores Result under (tenant, scope, key) unless a
 	// result is stored there already; either way it returns the stored
 	// result and whether this call stored it.
@@ -93,6 +104,36 @@ type RunQueries interface {
 	// IdempotentResultDeleteBefore deletes at most Limit results created
 	// before Before and reports how many.
 	IdempotentResultDeleteBefore(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// CredentialListBoundExpiringParams pages credentials to refresh ahead.
+type CredentialListBoundExpiringParams struct {
+	Before      time.Time
+	AfterExpiry time.Time // zero: from the start
+	AfterID     authgate.CredentialID
+	Limit       int
+}
+
+// CredentialListCheckDueParams pages credentials due a health check.
+type CredentialListCheckDueParams struct {
+	Before  time.Time
+	AfterID authgate.CredentialID
+	Limit   int
+}
+
+// CredentialCheckDue is a credential due a health check.
+type CredentialCheckDue struct {
+	ID          authgate.CredentialID
+	TenantID    authgate.TenantID
+	Provider    string
+	NextCheckAt time.Time // zero: never planned
+}
+
+// CredentialCheckScheduleParams plans a credential's next health check.
+type CredentialCheckScheduleParams struct {
+	ID       authgate.CredentialID
+	TenantID authgate.TenantID
+	Next     time.Time
 }
 
 // IdempotentResultPutParams is one write's result, by key.

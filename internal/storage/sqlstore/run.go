@@ -53,7 +53,21 @@ func (q Queries) RunInsert(ctx context.Context, r *storage.Run) error {
 	_, err = q.W.Exec(ctx, `INSERT INTO runs (`+runColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.ID, r.TenantID, r.UserID, r.Workflow, bindings, actions, targets, r.State,
 		b.Binding, b.CredentialID, b.Class, b.Reason, b.ReconnectURL, q.ts(r.CreatedAt), q.ts(r.UpdatedAt), r.Version)
-	return q.mapErr(err)
+	if err != nil || r.State.Terminal() {
+		return q.mapErr(err)
+	}
+	seen := map[authgate.CredentialID]bool{}
+	var rows [][]any
+	for _, c := range r.Bindings {
+		if !seen[c] {
+			seen[c] = true
+			rows = append(rows, []any{r.ID, r.TenantID, c})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return q.mapErr(q.W.ExecBatch(ctx, `INSERT INTO run_bindings (run_id, tenant_id, credential_id) VALUES ($1, $2, $3)`, rows))
 }
 
 func (q Queries) scanRun(s Row) (*storage.Run, error) {
@@ -110,10 +124,17 @@ func (q Queries) RunUpdateCAS(ctx context.Context, r *storage.Run) error {
 		updated_at = $7, version = version + 1
 		WHERE id = $8 AND tenant_id = $9 AND version = $10`,
 		r.State, b.Binding, b.CredentialID, b.Class, b.Reason, b.ReconnectURL, q.ts(r.UpdatedAt), r.ID, r.TenantID, r.Version)
-	if err = q.casResult(ctx, n, err, "runs", string(r.ID)); err == nil {
-		r.Version++
+	if err = q.casResult(ctx, n, err, "runs", string(r.ID)); err != nil {
+		return err
 	}
-	return err
+	r.Version++
+	if r.State.Terminal() {
+		// A finished run needs no credential kept fresh.
+		if _, err := q.W.Exec(ctx, `DELETE FROM run_bindings WHERE run_id = $1`, r.ID); err != nil {
+			return q.mapErr(err)
+		}
+	}
+	return nil
 }
 
 const runEntryColumns = `seq, tenant_id, run_id, at, kind, from_state, to_state, step_key, binding, class, reason, details`

@@ -428,6 +428,71 @@ func testIdempotentResults(t *testing.T, s storage.Store) {
 	}
 }
 
+// testSweepQueries: what proactive refresh and the health sweep read. A
+// credential bound to an unfinished run is refreshed ahead (by expiry);
+// one bound to none is checked on its schedule; finishing the run moves it
+// from the first to the second.
+func testSweepQueries(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	bound, idle, later := newCredential(tn.ID, "u1"), newCredential(tn.ID, "u2"), newCredential(tn.ID, "u3")
+	bound.AccessTokenExpiresAt, idle.AccessTokenExpiresAt, later.AccessTokenExpiresAt = base.Add(time.Hour), base.Add(time.Minute), base.Add(2*time.Hour)
+	for _, c := range []*storage.Credential{bound, idle, later} {
+		mustInsert(t, s, c)
+	}
+	r := NewRun(tn.ID, "u1", bound.ID)
+	r.Bindings["again"] = bound.ID // bound twice: listed once
+	mustRun(t, s, r)
+	r2 := NewRun(tn.ID, "u3", later.ID)
+	mustRun(t, s, r2)
+	ids := func(cs []*storage.Credential) []authgate.CredentialID {
+		var out []authgate.CredentialID
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	got, err := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour)})
+	if err != nil || !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID, later.ID}) {
+		t.Fatalf("bound expiring = %v, %v; want %s then %s (by expiry), not the idle one", ids(got), err, bound.ID, later.ID)
+	}
+	page, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour), AfterExpiry: bound.AccessTokenExpiresAt, AfterID: bound.ID})
+	if !cmp.Equal(ids(page), []authgate.CredentialID{later.ID}) {
+		t.Fatalf("next page = %v", ids(page))
+	}
+	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(90 * time.Minute)}); !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID}) {
+		t.Fatalf("bound expiring before 90 min = %v", ids(got))
+	}
+	due, err := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base})
+	if err != nil || len(due) != 1 || due[0].ID != idle.ID || !due[0].NextCheckAt.IsZero() || due[0].Provider != "google" || due[0].TenantID != tn.ID {
+		t.Fatalf("check due = %+v, %v; want the idle one, never planned", due, err)
+	}
+	if err := s.CredentialCheckSchedule(ctx, storage.CredentialCheckScheduleParams{ID: idle.ID, TenantID: tn.ID, Next: base.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base}); len(due) != 0 {
+		t.Fatalf("a planned check is due early: %+v", due)
+	}
+	if err := s.CredentialCheckSchedule(ctx, storage.CredentialCheckScheduleParams{ID: idle.ID, TenantID: tn.ID, Next: base.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	due, _ = s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base.Add(3 * time.Hour)})
+	if len(due) != 1 || !due[0].NextCheckAt.Equal(base.Add(2*time.Hour)) {
+		t.Fatalf("check due later = %+v", due)
+	}
+	// The run finishes: its credential is idle now.
+	r.State, r.UpdatedAt = authgate.RunStateSucceeded, base
+	if err := s.RunUpdateCAS(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour)}); !cmp.Equal(ids(got), []authgate.CredentialID{later.ID}) {
+		t.Fatalf("after the run finished = %v", ids(got))
+	}
+	if due, _ := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base}); len(due) != 1 || due[0].ID != bound.ID {
+		t.Fatalf("check due after the run finished = %+v", due)
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

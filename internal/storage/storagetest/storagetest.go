@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		{"Steps", testSteps},
 		{"Webhooks", testWebhooks},
 		{"IdempotentResults", testIdempotentResults},
+		{"SweepQueries", testSweepQueries},
 		{"CredentialSetVerified", testCredentialSetVerified},
 	}
 	for _, tt := range tests {

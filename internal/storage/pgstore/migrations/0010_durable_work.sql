@@ -16,3 +16,27 @@ CREATE TABLE idempotent_results (
     PRIMARY KEY (tenant_id, scope, key)
 );
 CREATE INDEX idempotent_results_created ON idempotent_results (created_at);
+
+-- Which credentials the unfinished runs are bound to (kept by RunInsert and
+-- RunUpdateCAS), so proactive refresh finds them with an index instead of
+-- reading every run's bindings.
+CREATE TABLE run_bindings (
+    run_id        TEXT NOT NULL,
+    tenant_id     TEXT NOT NULL,
+    credential_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, credential_id)
+);
+CREATE INDEX run_bindings_credential ON run_bindings (credential_id);
+INSERT INTO run_bindings (run_id, tenant_id, credential_id)
+    SELECT DISTINCT r.id, r.tenant_id, j.value FROM runs r, jsonb_each_text(r.bindings) j
+    WHERE r.state IN ('pending', 'running', 'blocked_on_auth')
+    ON CONFLICT DO NOTHING;
+
+-- When each credential's next health check is due (the sweep's schedule);
+-- no row: never planned yet.
+CREATE TABLE credential_checks (
+    credential_id TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL,
+    next_check_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX credentials_access_expiry ON credentials (access_token_expires_at) WHERE status = 'active';

@@ -1,0 +1,58 @@
+package sqlstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/authgate/authgate/internal/storage"
+)
+
+// CredentialListBoundExpiring pages the active credentials bound to an
+// unfinished run whose access token expires before p.Before, by expiry.
+func (q Queries) CredentialListBoundExpiring(ctx context.Context, p storage.CredentialListBoundExpiringParams) ([]*storage.Credential, error) {
+	args := []any{q.ts(p.Before)}
+	cursor := ``
+	if !p.AfterExpiry.IsZero() {
+		args = append(args, q.ts(p.AfterExpiry), p.AfterID)
+		cursor = ` AND (c.access_token_expires_at > $2 OR (c.access_token_expires_at = $2 AND c.id` + q.D.ByteOrder + ` > $3))`
+	}
+	args = append(args, storage.ClampLimit(p.Limit, 500, 5000))
+	return queryRows(ctx, q, q.R, q.scanCredential, `SELECT `+prefixed("c.", credentialColumns)+` FROM credentials c
+		WHERE c.status = 'active' AND c.access_token_expires_at IS NOT NULL AND c.access_token_expires_at < $1`+cursor+`
+		AND EXISTS (SELECT 1 FROM run_bindings b WHERE b.credential_id = c.id)
+		ORDER BY c.access_token_expires_at, c.id`+q.D.ByteOrder+` LIMIT $`+itoa(len(args)), args...)
+}
+
+// CredentialListCheckDue pages the active credentials bound to no
+// unfinished run whose health check is due by p.Before or was never
+// planned, by id.
+func (q Queries) CredentialListCheckDue(ctx context.Context, p storage.CredentialListCheckDueParams) ([]storage.CredentialCheckDue, error) {
+	return queryRows(ctx, q, q.R, func(r Row) (storage.CredentialCheckDue, error) {
+		var d storage.CredentialCheckDue
+		err := r.Scan(&d.ID, &d.TenantID, &d.Provider, at(&d.NextCheckAt))
+		return d, q.mapErr(err)
+	}, `SELECT c.id, c.tenant_id, c.provider, k.next_check_at FROM credentials c
+		LEFT JOIN credential_checks k ON k.credential_id = c.id
+		WHERE c.status = 'active' AND (k.next_check_at IS NULL OR k.next_check_at <= $1) AND c.id`+q.D.ByteOrder+` > $2
+		AND NOT EXISTS (SELECT 1 FROM run_bindings b WHERE b.credential_id = c.id)
+		ORDER BY c.id`+q.D.ByteOrder+` LIMIT $3`, q.ts(p.Before), p.AfterID, storage.ClampLimit(p.Limit, 500, 5000))
+}
+
+// CredentialCheckSchedule sets when a credential's next health check is due.
+func (q Queries) CredentialCheckSchedule(ctx context.Context, p storage.CredentialCheckScheduleParams) error {
+	_, err := q.W.Exec(ctx, `INSERT INTO credential_checks (credential_id, tenant_id, next_check_at) VALUES ($1, $2, $3)
+		ON CONFLICT (credential_id) DO UPDATE SET next_check_at = excluded.next_check_at`, p.ID, p.TenantID, q.ts(p.Next))
+	return q.mapErr(err)
+}
+
+// prefixed qualifies every column of a comma-separated list with p.
+func prefixed(p, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -24,6 +24,9 @@ func (s *Server) wireJobs(d *jobs.Deps) {
 	d.Webhooks = s.Webhooks
 	d.Resume = rs.ResumeBlockedOn
 	d.Prune = s.prune
+	pl := &jobs.Planner{Store: s.Store, Queue: s.jobs, Clock: s.cfg.Clock, Tokens: s.Refresher, Identity: s.api.CheckIdentity,
+		SweepInterval: s.cfg.HealthSweepInterval, Horizon: 3 * s.cfg.planInterval(), Logger: s.cfg.Logger}
+	d.Plan, d.Refresh, d.Check = pl.Plan, pl.Refresh, pl.Check
 }
 
 // prune deletes finished records past their retention, a page at a time.

@@ -58,6 +58,13 @@ func (rc *receiver) waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
+// newReceiverServer serves rc on loopback until the test ends.
+func newReceiverServer(t *testing.T, rc *receiver) string {
+	hs := httptest.NewServer(rc)
+	t.Cleanup(hs.Close)
+	return hs.URL + "/hook"
+}
+
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	defer func() {

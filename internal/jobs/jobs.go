@@ -64,7 +64,9 @@ type Config struct {
 
 // Queue is River on one authgate store.
 type Queue struct {
-	insertMany func(ctx context.Context, q storage.Queries, ps []river.InsertManyParams) error
+	// insertResults inserts in the caller's transaction and reports, per
+	// job, whether it was skipped as a duplicate of a unique job.
+	insertResults func(ctx context.Context, q storage.Queries, ps []river.InsertManyParams) ([]bool, error)
 	start      func(ctx context.Context) error
 	stop       func(ctx context.Context) error
 	closePool  func() error
@@ -152,15 +154,22 @@ func build[TTx any](q *Queue, driver riverdriver.Driver[TTx], rc *river.Config, 
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
 	}
-	q.insertMany = func(ctx context.Context, sq storage.Queries, ps []river.InsertManyParams) error {
+	q.insertResults = func(ctx context.Context, sq storage.Queries, ps []river.InsertManyParams) ([]bool, error) {
 		tx, ok := native(storage.NativeTx(sq))
 		if !ok {
 			// Never insert outside the caller's transaction: the job
 			// would survive a rollback of the change that caused it.
-			return errors.New("jobs: insert outside a transaction of this store")
+			return nil, errors.New("jobs: insert outside a transaction of this store")
 		}
-		_, err := c.InsertManyTx(ctx, tx, ps)
-		return err
+		res, err := c.InsertManyTx(ctx, tx, ps)
+		if err != nil {
+			return nil, err
+		}
+		skipped := make([]bool, len(res))
+		for i, r := range res {
+			skipped[i] = r.UniqueSkippedAsDuplicate
+		}
+		return skipped, nil
 	}
 	q.start, q.stop = c.Start, c.Stop
 	return nil
@@ -171,7 +180,7 @@ func (q *Queue) InsertTx(ctx context.Context, sq storage.Queries, ps ...river.In
 	if len(ps) == 0 {
 		return nil
 	}
-	if err := q.insertMany(ctx, sq, ps); err != nil {
+	if _, err := q.insertResults(ctx, sq, ps); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	return nil

@@ -95,6 +95,12 @@ type RunQueries interface {
 	// CredentialCheckSchedule sets when a credential's next health check is due.
 	CredentialCheckSchedule(ctx context.Context, p CredentialCheckScheduleParams) error
 
+	// RefreshSlotsGet reads every provider's next free proactive-refresh
+	// slot (inside a transaction on PostgreSQL it locks them until commit).
+	RefreshSlotsGet(ctx context.Context) (map[string]time.Time, error)
+	// RefreshSlotSet stores a provider's next free proactive-refresh slot.
+	RefreshSlotSet(ctx context.Context, provider string, next time.Time) error
+
 	// IdempotentResultPut stores Result under (tenant, scope, key) unless a
 	// result is stored there already; either way it returns the stored
 	// result and whether this call stored it.

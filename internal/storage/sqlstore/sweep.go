@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/authgate/authgate/internal/storage"
 )
@@ -43,6 +44,33 @@ func (q Queries) CredentialListCheckDue(ctx context.Context, p storage.Credentia
 func (q Queries) CredentialCheckSchedule(ctx context.Context, p storage.CredentialCheckScheduleParams) error {
 	_, err := q.W.Exec(ctx, `INSERT INTO credential_checks (credential_id, tenant_id, next_check_at) VALUES ($1, $2, $3)
 		ON CONFLICT (credential_id) DO UPDATE SET next_check_at = excluded.next_check_at`, p.ID, p.TenantID, q.ts(p.Next))
+	return q.mapErr(err)
+}
+
+// RefreshSlotsGet reads every provider's next free refresh slot.
+func (q Queries) RefreshSlotsGet(ctx context.Context) (map[string]time.Time, error) {
+	type slot struct {
+		p string
+		t time.Time
+	}
+	rows, err := queryRows(ctx, q, q.W, func(r Row) (slot, error) {
+		var s slot
+		return s, q.mapErr(r.Scan(&s.p, at(&s.t)))
+	}, `SELECT provider, next_at FROM refresh_slots`+q.forUpdate())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, s := range rows {
+		out[s.p] = s.t
+	}
+	return out, nil
+}
+
+// RefreshSlotSet stores a provider's next free refresh slot.
+func (q Queries) RefreshSlotSet(ctx context.Context, provider string, next time.Time) error {
+	_, err := q.W.Exec(ctx, `INSERT INTO refresh_slots (provider, next_at) VALUES ($1, $2)
+		ON CONFLICT (provider) DO UPDATE SET next_at = excluded.next_at`, provider, q.ts(next))
 	return q.mapErr(err)
 }
 

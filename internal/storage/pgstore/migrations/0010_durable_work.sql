@@ -40,3 +40,10 @@ CREATE TABLE credential_checks (
     next_check_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX credentials_access_expiry ON credentials (access_token_expires_at) WHERE status = 'active';
+
+-- The proactive-refresh planner's next free slot per provider: refreshes of
+-- one provider are scheduled at least 1/rate apart across every instance.
+CREATE TABLE refresh_slots (
+    provider TEXT PRIMARY KEY,
+    next_at  TIMESTAMPTZ NOT NULL
+);

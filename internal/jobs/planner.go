@@ -139,6 +139,9 @@ func (p *Planner) planRefreshes(ctx context.Context, now time.Time) error {
 				if err != nil {
 					return err
 				}
+				if err := q.RefreshPlanned(ctx, c.ID, c.AccessTokenExpiresAt); err != nil {
+					return err
+				}
 				if res { // newly planned: it takes the slot
 					free[c.Provider], moved[c.Provider] = next, true
 					if at.After(deadline) {
@@ -157,6 +160,8 @@ func (p *Planner) planRefreshes(ctx context.Context, now time.Time) error {
 		if err != nil || len(page) < pageSize {
 			return err
 		}
+		// The page is planned now, so the next read starts past it anyway;
+		// the cursor only guards against a page that planned nothing new.
 		last := page[len(page)-1]
 		afterExp, afterID = last.AccessTokenExpiresAt, last.ID
 	}

@@ -85,8 +85,9 @@ type RunQueries interface {
 	WebhookDeliveryDeleteFinished(ctx context.Context, p WebhookDeliveryDeleteFinishedParams) (int64, error)
 
 	// CredentialListBoundExpiring pages the active credentials bound to an
-	// unfinished run whose access token expires before Before, ordered by
-	// expiry then id, after the cursor (AfterExpiry, AfterID).
+	// unfinished run whose access token expires before Before and whose
+	// refresh is not planned for that token yet (RefreshPlanned), ordered
+	// by expiry then id, after the cursor (AfterExpiry, AfterID).
 	CredentialListBoundExpiring(ctx context.Context, p CredentialListBoundExpiringParams) ([]*Credential, error)
 	// CredentialListCheckDue pages, by id after AfterID, the active
 	// credentials bound to no unfinished run whose health check is due by
@@ -95,6 +96,9 @@ type RunQueries interface {
 	// CredentialCheckSchedule sets when a credential's next health check is due.
 	CredentialCheckSchedule(ctx context.Context, p CredentialCheckScheduleParams) error
 
+	// RefreshPlanned records that a credential's proactive refresh is
+	// planned for the token expiring at expiresAt.
+	RefreshPlanned(ctx context.Context, id authgate.CredentialID, expiresAt time.Time) error
 	// RefreshSlotsGet reads every provider's next free proactive-refresh
 	// slot (inside a transaction on PostgreSQL it locks them until commit).
 	RefreshSlotsGet(ctx context.Context) (map[string]time.Time, error)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/storage"
 )
 
@@ -20,7 +21,9 @@ func (q Queries) CredentialListBoundExpiring(ctx context.Context, p storage.Cred
 	}
 	args = append(args, storage.ClampLimit(p.Limit, 500, 5000))
 	return queryRows(ctx, q, q.R, q.scanCredential, `SELECT `+prefixed("c.", credentialColumns)+` FROM credentials c
+		LEFT JOIN refresh_plans p ON p.credential_id = c.id
 		WHERE c.status = 'active' AND c.access_token_expires_at IS NOT NULL AND c.access_token_expires_at < $1`+cursor+`
+		AND (p.expires_at IS NULL OR p.expires_at <> c.access_token_expires_at)
 		AND EXISTS (SELECT 1 FROM run_bindings b WHERE b.credential_id = c.id)
 		ORDER BY c.access_token_expires_at, c.id`+q.D.ByteOrder+` LIMIT $`+itoa(len(args)), args...)
 }
@@ -44,6 +47,14 @@ func (q Queries) CredentialListCheckDue(ctx context.Context, p storage.Credentia
 func (q Queries) CredentialCheckSchedule(ctx context.Context, p storage.CredentialCheckScheduleParams) error {
 	_, err := q.W.Exec(ctx, `INSERT INTO credential_checks (credential_id, tenant_id, next_check_at) VALUES ($1, $2, $3)
 		ON CONFLICT (credential_id) DO UPDATE SET next_check_at = excluded.next_check_at`, p.ID, p.TenantID, q.ts(p.Next))
+	return q.mapErr(err)
+}
+
+// RefreshPlanned records that a credential's refresh was planned for the
+// token expiring at expiresAt.
+func (q Queries) RefreshPlanned(ctx context.Context, id authgate.CredentialID, expiresAt time.Time) error {
+	_, err := q.W.Exec(ctx, `INSERT INTO refresh_plans (credential_id, expires_at) VALUES ($1, $2)
+		ON CONFLICT (credential_id) DO UPDATE SET expires_at = excluded.expires_at`, id, q.ts(expiresAt))
 	return q.mapErr(err)
 }
 

@@ -463,6 +463,16 @@ func testSweepQueries(t *testing.T, s storage.Store) {
 	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(90 * time.Minute)}); !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID}) {
 		t.Fatalf("bound expiring before 90 min = %v", ids(got))
 	}
+	// Planned for its current token: not listed again until the token changes.
+	if err := s.RefreshPlanned(ctx, later.ID, later.AccessTokenExpiresAt); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour)}); !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID}) {
+		t.Fatalf("after planning %s: %v", later.ID, ids(got))
+	}
+	if err := s.RefreshPlanned(ctx, later.ID, base); err != nil {
+		t.Fatal(err)
+	}
 	due, err := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base})
 	if err != nil || len(due) != 1 || due[0].ID != idle.ID || !due[0].NextCheckAt.IsZero() || due[0].Provider != "google" || due[0].TenantID != tn.ID {
 		t.Fatalf("check due = %+v, %v; want the idle one, never planned", due, err)

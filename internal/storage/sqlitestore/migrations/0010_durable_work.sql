@@ -46,3 +46,10 @@ CREATE TABLE refresh_slots (
     provider TEXT PRIMARY KEY,
     next_at  INTEGER NOT NULL
 );
+
+-- Which token (by its expiry) each credential's proactive refresh was
+-- planned for, so a planning pass reads only what is not planned yet.
+CREATE TABLE refresh_plans (
+    credential_id TEXT PRIMARY KEY,
+    expires_at    INTEGER NOT NULL
+);

@@ -79,6 +79,9 @@ type Config struct {
 	// JobPollInterval is how often idle job workers look for jobs other
 	// instances inserted (default 1s).
 	JobPollInterval time.Duration
+	// JobRescueAfter is how long a job may run before another instance
+	// takes it as abandoned and runs it again (default 2 min).
+	JobRescueAfter time.Duration
 	// WebhookRetrySchedule replaces the waits between webhook attempts
 	// (default jobs.DeliverySchedule: ten attempts over about 16 hours).
 	WebhookRetrySchedule []time.Duration
@@ -634,7 +637,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		OnExchange:    srv.Metrics.Exchange})
 	deps := &jobs.Deps{}
 	q, err := jobs.Open(core.Store, jobs.Config{Logger: cfg.Logger, Work: true, Deps: deps, PollInterval: cfg.JobPollInterval,
-		DeliverySchedule: cfg.WebhookRetrySchedule, PlanInterval: cfg.planInterval()})
+		DeliverySchedule: cfg.WebhookRetrySchedule, PlanInterval: cfg.planInterval(), RescueAfter: cfg.JobRescueAfter})
 	if err != nil {
 		if srv.stopAutoSave != nil {
 			srv.stopAutoSave()

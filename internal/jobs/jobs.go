@@ -58,6 +58,10 @@ type Config struct {
 	// PlanInterval is how often proactive refreshes and health checks are
 	// planned (default PlanInterval).
 	PlanInterval time.Duration
+	// RescueAfter is how long a job may run before River takes it as
+	// abandoned (its instance died) and lets another instance run it
+	// again (default 2 min; at least the longest job's timeout).
+	RescueAfter time.Duration
 	// Deps is what the jobs do.
 	Deps *Deps
 }
@@ -67,15 +71,15 @@ type Queue struct {
 	// insertResults inserts in the caller's transaction and reports, per
 	// job, whether it was skipped as a duplicate of a unique job.
 	insertResults func(ctx context.Context, q storage.Queries, ps []river.InsertManyParams) ([]bool, error)
-	start      func(ctx context.Context) error
-	stop       func(ctx context.Context) error
-	closePool  func() error
-	deps       *Deps
-	limiter    *limiter
-	schedule   []time.Duration
-	plan       time.Duration
-	log        *slog.Logger
-	started    bool
+	start         func(ctx context.Context) error
+	stop          func(ctx context.Context) error
+	closePool     func() error
+	deps          *Deps
+	limiter       *limiter
+	schedule      []time.Duration
+	plan          time.Duration
+	log           *slog.Logger
+	started       bool
 }
 
 // Open builds the River client for store (a *sqlitestore.Store or a
@@ -98,6 +102,9 @@ func Open(store storage.Store, cfg Config) (*Queue, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.RescueAfter <= 0 {
+		cfg.RescueAfter = 2 * time.Minute
+	}
 	if len(cfg.DeliverySchedule) == 0 {
 		cfg.DeliverySchedule = DeliverySchedule
 	}
@@ -113,9 +120,9 @@ func Open(store storage.Store, cfg Config) (*Queue, error) {
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 		FetchPollInterval:           cfg.PollInterval,
 		FetchCooldown:               min(cfg.PollInterval, 100*time.Millisecond),
-		JobTimeout:                  2 * time.Minute,
-		// A job whose worker vanished (kill -9) is retried after this.
-		RescueStuckJobsAfter: 2 * time.Minute,
+		JobTimeout: min(2*time.Minute, cfg.RescueAfter),
+		// A job whose worker vanished (kill -9) is run again after this.
+		RescueStuckJobsAfter: cfg.RescueAfter,
 	}
 	if cfg.Work {
 		workers := river.NewWorkers()

@@ -45,7 +45,7 @@ type Planner struct {
 	// checked once.
 	SweepInterval time.Duration
 	// Rate is refreshes plus checks per second per provider (default 10).
-	Rate func(provider string) float64
+	Rate   func(provider string) float64
 	Logger *slog.Logger
 }
 

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/authgate/authgate/internal/jobs"
+	"github.com/authgate/authgate/internal/mcpserver"
 	"github.com/authgate/authgate/internal/storage"
 )
 
@@ -56,4 +58,51 @@ func (s *Server) prune(ctx context.Context) error {
 // its sweep period (AUTHGATE_HEALTH_SWEEP_INTERVAL=10s plans every 2.5 s).
 func (c Config) planInterval() time.Duration {
 	return min(jobs.PlanInterval, max(c.HealthSweepInterval/4, time.Second))
+}
+
+// mcpWrites keeps MCP write answers in the database (worker-independent:
+// any instance replays them), under the idempotent_results table's "mcp"
+// scope; the key already names the tenant's API key, user, tool and input.
+type mcpWrites struct {
+	store storage.Store
+	now   func() time.Time
+}
+
+func (m mcpWrites) Load(ctx context.Context, key string) ([]byte, bool, error) {
+	b, err := m.store.IdempotentResultGet(ctx, storage.IdempotentResultGetParams{Scope: "mcp", Key: key})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	return b, err == nil, err
+}
+
+func (m mcpWrites) Save(ctx context.Context, key string, answer []byte) error {
+	_, _, err := m.store.IdempotentResultPut(ctx, storage.IdempotentResultPutParams{Scope: "mcp", Key: key, Result: answer, At: m.now()})
+	return err
+}
+
+// mcpWrites is the MCP endpoint's write memory, kept in the database.
+func (s *Server) mcpWrites() *mcpserver.Writes {
+	w := mcpserver.NewWrites(IdempotentRetention)
+	w.Store = mcpWrites{store: s.Store, now: s.cfg.Clock.Now}
+	return w
+}
+
+// mcpChanges wakes the MCP endpoint's connect-link watchers on every
+// credential change any instance commits (the storage change feed), until
+// Close.
+func (s *Server) mcpChanges() *mcpserver.Changes {
+	ch := mcpserver.NewChanges()
+	feed, ok := s.Store.(storage.ChangeFeed)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopFeed = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		_ = feed.WatchCredentials(ctx, func(storage.CredentialChange) { ch.Notify() })
+	}()
+	return ch
 }

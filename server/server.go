@@ -523,6 +523,8 @@ type Server struct {
 	api      *api.API
 	// jobs works River jobs in this process (every instance does).
 	jobs *jobs.Queue
+	// stopFeed stops the change feed the MCP endpoint listens to.
+	stopFeed func()
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -674,7 +676,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			p, err := core.Tenancy.Authenticate(ctx, authorization)
 			return string(p.TenantID) + "/" + string(p.KeyID), err
 		},
-		API: apiHandler, Transport: cfg.Transport, Logger: cfg.Logger,
+		API: apiHandler, Transport: cfg.Transport, Logger: cfg.Logger, Writes: srv.mcpWrites(), Changes: srv.mcpChanges(),
 	}))
 	srv.handler = mux
 	if srv.Sandbox != nil {
@@ -738,6 +740,9 @@ func (s *Server) closeAll() error {
 	jctx, cancel := context.WithTimeout(context.Background(), cmp.Or(s.cfg.ShutdownTimeout, 10*time.Second))
 	jerr := s.jobs.Close(jctx)
 	cancel()
+	if s.stopFeed != nil {
+		s.stopFeed()
+	}
 	s.drain()
 	var err error
 	if s.stopAutoSave != nil {

@@ -120,7 +120,7 @@ func Open(store storage.Store, cfg Config) (*Queue, error) {
 		CompletedJobRetentionPeriod: 24 * time.Hour,
 		FetchPollInterval:           cfg.PollInterval,
 		FetchCooldown:               min(cfg.PollInterval, 100*time.Millisecond),
-		JobTimeout: min(2*time.Minute, cfg.RescueAfter),
+		JobTimeout:                  min(2*time.Minute, cfg.RescueAfter),
 		// A job whose worker vanished (kill -9) is run again after this.
 		RescueStuckJobsAfter: cfg.RescueAfter,
 	}

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/sandbox"
 	"github.com/authgate/authgate/webhook"
 )
 
@@ -112,11 +116,93 @@ type cluster struct {
 	sb    string
 	dir   string
 	env   []string
-	procs []*proc
 	key   string
+	// lb is the instances' public URL: a round-robin proxy on loopback, as
+	// a load balancer would be; callbackTo, when set, takes the OAuth
+	// callback (the instance under test).
+	lb         string
+	mu         sync.Mutex
+	procs      []*proc
+	callbackTo *proc
 }
 
-func (c *cluster) any() *proc { return c.procs[rand.IntN(len(c.procs))] }
+// backend picks the instance a request through the load balancer goes to.
+func (c *cluster) backend(r *http.Request) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.URL.Path == "/oauth/callback" && c.callbackTo != nil {
+		return c.callbackTo
+	}
+	return c.procs[rand.IntN(len(c.procs))]
+}
+
+func (c *cluster) setProc(i int, p *proc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.procs[i] = p
+}
+
+// connect runs a connect (or, with credential, reconnect) flow for account
+// as a browser through the load balancer, its callback taken by via; it
+// returns the connect session id. The answer to the callback may never
+// come (via may be killed): errors are returned, not fatal.
+func (c *cluster) connect(user, account, credential string, via *proc) (string, error) {
+	c.mu.Lock()
+	c.callbackTo = via
+	c.mu.Unlock()
+	body := fmt.Sprintf(`{"user_id":%q,"provider":"google","actions":["drive.files.list"]}`, user)
+	if credential != "" {
+		body = fmt.Sprintf(`{"user_id":%q,"provider":"google","actions":["drive.files.list"],"credential_id":%q}`, user, credential)
+	}
+	var cs struct {
+		ID         string `json:"id"`
+		ConnectURL string `json:"connect_url"`
+	}
+	r := call(c.t, c.hc, "POST", c.lb+"/v1/connect-sessions", c.key, body)
+	if err := json.Unmarshal([]byte(r.body), &cs); err != nil || r.status != 201 {
+		return "", fmt.Errorf("connect session %d %s", r.status, r.body)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(cs.ConnectURL)
+	if err != nil {
+		return cs.ID, err
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return cs.ID, fmt.Errorf("connect link answered %d", resp.StatusCode)
+	}
+	back, err := sandbox.CompleteConsent(context.Background(), browser, loc.String(), sandbox.Choice{Account: account})
+	if err != nil {
+		return cs.ID, err
+	}
+	resp, err = browser.Get(back.String())
+	if err != nil {
+		return cs.ID, err
+	}
+	resp.Body.Close()
+	return cs.ID, nil
+}
+
+// connected is the credential a finished connect session stored ("" if none).
+func (c *cluster) connected(session string) string {
+	var st struct {
+		State        string `json:"state"`
+		CredentialID string `json:"credential_id"`
+	}
+	c.json(c.any(), "GET", "/v1/connect-sessions/"+session, "", 200, &st)
+	if st.State != "connected" && st.State != "partial" {
+		return ""
+	}
+	return st.CredentialID
+}
+
+func (c *cluster) any() *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[rand.IntN(len(c.procs))]
+}
 
 func (c *cluster) json(p *proc, method, path, body string, want int, out any) {
 	c.t.Helper()
@@ -170,14 +256,23 @@ func startCluster(t *testing.T, n int) *cluster {
 	sb := startSandbox(t)
 	c := &cluster{t: t, sb: sb, dir: t.TempDir(),
 		hc: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	c.env = []string{"AUTHGATE_DB=" + postgresSchema(t), pgMasterKeys, "AUTHGATE_SANDBOX_URL=" + sb,
+	lb := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		u, _ := url.Parse(c.backend(pr.In).URL)
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host // the public host, as a load balancer keeps it
+	}})
+	t.Cleanup(lb.Close)
+	c.lb = lb.URL
+	c.env = []string{"AUTHGATE_DB=" + postgresSchema(t), pgMasterKeys, "AUTHGATE_SANDBOX_URL=" + sb, "AUTHGATE_PUBLIC_URL=" + lb.URL,
 		"AUTHGATE_HEALTH_SWEEP_INTERVAL=10s", "AUTHGATE_JOB_RESCUE_AFTER=5s"}
 	for range n {
 		p := serve(t, c.dir, c.env...)
 		if p.AdminKey != "" {
 			c.key = p.AdminKey
 		}
+		c.mu.Lock()
 		c.procs = append(c.procs, p)
+		c.mu.Unlock()
 	}
 	if c.key == "" {
 		t.Fatal("no instance printed the admin key")
@@ -199,8 +294,12 @@ func TestThreeInstancesOnePostgres(t *testing.T) {
 	c.json(c.procs[0], "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q}`, hookURL), 201, nil)
 
 	// 1. The token route finds a revocation.
-	at, rt := sandboxGrant(t, c.hc, c.sb, "one@acme.example")
-	one := c.importCred(c.procs[0], "u1", "sub-one", "one@acme.example", at, rt)
+	sess, err := c.connect("u1", "one@acme.example", "", c.procs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one credOut
+	c.json(c.procs[1], "GET", "/v1/credentials/"+c.connected(sess), "", 200, &one)
 	if r := call(t, c.hc, "POST", c.sb+"/sandbox/admin/faults", "", `{"provider":"google","fault":"revoke","account":"one@acme.example"}`); r.status/100 != 2 {
 		t.Fatalf("revoke %d %s", r.status, r.body)
 	}
@@ -231,8 +330,11 @@ func TestThreeInstancesOnePostgres(t *testing.T) {
 	if r := call(t, c.hc, "DELETE", c.sb+"/sandbox/admin/faults", "", ""); r.status/100 != 2 {
 		t.Fatalf("clear faults %d", r.status)
 	}
-	at, rt = sandboxGrant(t, c.hc, c.sb, "one@acme.example")
-	c.importCred(c.any(), "u1", "sub-one", "one@acme.example", at, rt)
+	// The user reconnects; the callback lands on an instance that neither
+	// created the run nor its link.
+	if sess, err = c.connect("u1", "one@acme.example", one.ID, c.procs[1]); err != nil || c.connected(sess) != one.ID {
+		t.Fatalf("reconnect: %v (session %s)", err, sess)
+	}
 	took := waitUntil(t, 20*time.Second, "run resumed after the reconnect", func() bool {
 		var cur struct{ State string }
 		c.json(c.any(), "GET", "/v1/runs/"+run.ID, "", 200, &cur)
@@ -241,7 +343,7 @@ func TestThreeInstancesOnePostgres(t *testing.T) {
 	t.Logf("run resumed %v after the reconnect", took.Round(time.Millisecond))
 
 	// 3. The health sweep finds an idle credential revoked at the sandbox.
-	at, rt = sandboxGrant(t, c.hc, c.sb, "two@acme.example")
+	at, rt := sandboxGrant(t, c.hc, c.sb, "two@acme.example")
 	two := c.importCred(c.procs[1], "u2", "sub-two", "two@acme.example", at, rt)
 	if r := call(t, c.hc, "POST", c.sb+"/sandbox/admin/faults", "", `{"provider":"google","fault":"revoke","account":"two@acme.example"}`); r.status/100 != 2 {
 		t.Fatalf("revoke %d %s", r.status, r.body)
@@ -286,10 +388,10 @@ func TestThreeInstancesOnePostgres(t *testing.T) {
 }
 
 // TestKillDuringReconnect: kill -9 of the instance that handled a
-// reconnect, at a random moment between its commit and the resume: every
-// run blocked on the credential resumes once, and every webhook arrives
-// once (repeats only under the same Authgate-Delivery). 3 trials by
-// default; AUTHGATE_TEST_SCALEOUT=full runs 30.
+// reconnect's OAuth callback, at a random moment between its commit and the
+// resume: every run blocked on the credential resumes once, and every
+// webhook arrives once (repeats only under the same Authgate-Delivery). 3
+// trials by default; AUTHGATE_TEST_SCALEOUT=full runs 30.
 func TestKillDuringReconnect(t *testing.T) {
 	t.Parallel()
 	trials := 3
@@ -298,56 +400,59 @@ func TestKillDuringReconnect(t *testing.T) {
 	}
 	c := startCluster(t, 3)
 	hooks, hookURL := newHookCounter(t)
-	c.json(c.procs[0], "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q}`, hookURL), 201, nil)
+	c.json(c.any(), "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q}`, hookURL), 201, nil)
 	for trial := range trials {
 		account := fmt.Sprintf("k%d@acme.example", trial)
-		user, subject := fmt.Sprint("uk", trial), fmt.Sprint("sub-k", trial)
-		at, rt := sandboxGrant(t, c.hc, c.sb, account)
-		cred := c.importCred(c.procs[0], user, subject, account, at, rt)
+		user := fmt.Sprint("uk", trial)
+		sess, err := c.connect(user, account, "", c.any())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cred credOut
+		c.json(c.any(), "GET", "/v1/credentials/"+c.connected(sess), "", 200, &cred)
 		if r := call(t, c.hc, "POST", c.sb+"/sandbox/admin/faults", "", fmt.Sprintf(`{"provider":"google","fault":"revoke","account":%q}`, account)); r.status/100 != 2 {
 			t.Fatalf("revoke %d", r.status)
 		}
-		call(t, c.hc, "POST", c.procs[0].URL+"/v1/credentials/"+cred.ID+"/token", c.key, fmt.Sprintf(`{"rejected_fingerprint":%q}`, cred.AccessFP))
+		call(t, c.hc, "POST", c.any().URL+"/v1/credentials/"+cred.ID+"/token", c.key, fmt.Sprintf(`{"rejected_fingerprint":%q}`, cred.AccessFP))
 		var runs []string
 		for range 3 {
 			var run struct{ ID, State string }
-			c.json(c.procs[0], "POST", "/v1/runs", fmt.Sprintf(`{"workflow":"w","user_id":%q,"bindings":{"google":%q}}`, user, cred.ID), 201, &run)
+			c.json(c.any(), "POST", "/v1/runs", fmt.Sprintf(`{"workflow":"w","user_id":%q,"bindings":{"google":%q}}`, user, cred.ID), 201, &run)
 			if run.State != "blocked_on_auth" {
 				t.Fatalf("trial %d: run starts %s", trial, run.State)
 			}
 			runs = append(runs, run.ID)
 		}
 		call(t, c.hc, "DELETE", c.sb+"/sandbox/admin/faults", "", "")
-		at, rt = sandboxGrant(t, c.hc, c.sb, account)
 
-		// The reconnect on the victim, then kill -9 at a random moment.
-		vi := rand.IntN(len(c.procs))
+		// The reconnect's callback lands on the victim; once its commit is
+		// visible, kill -9 it at a random moment (0-20 ms later), before or
+		// while the resume job runs.
+		vi := rand.IntN(3)
+		c.mu.Lock()
 		victim := c.procs[vi]
+		c.mu.Unlock()
+		other := func() *proc {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.procs[(vi+1)%3]
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			// The answer may never come: the process dies.
-			req, _ := http.NewRequest("POST", victim.URL+"/v1/credentials/import", strings.NewReader(fmt.Sprintf(
-				`{"user_id":%q,"provider":"google","subject":%q,"email":%q,"scopes":["openid"],"access_token":%q,"refresh_token":%q}`,
-				user, subject, account, at, rt)))
-			req.Header.Set("Authorization", "Bearer "+c.key)
-			req.Header.Set("Content-Type", "application/json")
-			if resp, err := c.hc.Do(req); err == nil {
-				resp.Body.Close()
-			}
+			_, _ = c.connect(user, account, cred.ID, victim) // its answer may never come
 		}()
-		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond) // the random point is the test's subject
+		waitUntil(t, 30*time.Second, "reconnect committed", func() bool {
+			var cur credOut
+			c.json(other(), "GET", "/v1/credentials/"+cred.ID, "", 200, &cur)
+			return cur.Status == "active"
+		})
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // the random point is the test's subject
 		_ = victim.cmd.Process.Kill()
 		<-victim.done
 		<-done
-		c.procs[vi] = serve(t, c.dir, c.env...)
+		c.setProc(vi, serve(t, c.dir, c.env...))
 
-		var state credOut
-		c.json(c.procs[(vi+1)%3], "GET", "/v1/credentials/"+cred.ID, "", 200, &state)
-		if state.Status != "active" {
-			// Killed before the import committed: reconnect again, elsewhere.
-			c.importCred(c.procs[(vi+1)%3], user, subject, account, at, rt)
-		}
 		for _, id := range runs {
 			waitUntil(t, 90*time.Second, fmt.Sprintf("trial %d: run %s resumed", trial, id), func() bool {
 				var cur struct{ State string }

@@ -69,9 +69,6 @@ type RunQueries interface {
 	// WebhookDeliveryInsert stores a delivery before anything is sent, so a
 	// restart loses none.
 	WebhookDeliveryInsert(ctx context.Context, d *WebhookDelivery) error
-	// WebhookDeliveryListDue lists undelivered deliveries whose next attempt
-	// is at or before Now, across tenants, soonest first.
-	WebhookDeliveryListDue(ctx context.Context, p WebhookDeliveryListDueParams) ([]*WebhookDelivery, error)
 	// WebhookDeliveryRecordAttempt counts one attempt: delivered (At) or
 	// failed with LastError and a NextAttemptAt. ErrNotFound if the delivery
 	// is gone or was delivered already.
@@ -375,12 +372,6 @@ func (d *WebhookDelivery) Status() WebhookDeliveryStatus {
 		return WebhookDeliveryDead
 	}
 	return WebhookDeliveryPending
-}
-
-// WebhookDeliveryListDueParams bounds one sending pass.
-type WebhookDeliveryListDueParams struct {
-	Now   time.Time
-	Limit int
 }
 
 // WebhookDeliveryRecordAttemptParams is one attempt's result.

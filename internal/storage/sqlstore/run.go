@@ -350,12 +350,6 @@ func (q Queries) WebhookDeliveryGet(ctx context.Context, id authgate.WebhookDeli
 	return q.scanDelivery(q.R.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id))
 }
 
-func (q Queries) WebhookDeliveryListDue(ctx context.Context, p storage.WebhookDeliveryListDueParams) ([]*storage.WebhookDelivery, error) {
-	return queryRows(ctx, q, q.R, q.scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries
-		WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2`,
-		q.ts(p.Now), storage.ClampLimit(p.Limit, 100, 1000))
-}
-
 func (q Queries) WebhookDeliveryRecordAttempt(ctx context.Context, p storage.WebhookDeliveryRecordAttemptParams) error {
 	var n int64
 	var err error

@@ -133,7 +133,16 @@ func (c *cluster) backend(r *http.Request) *proc {
 	if r.URL.Path == "/oauth/callback" && c.callbackTo != nil {
 		return c.callbackTo
 	}
-	return c.procs[rand.IntN(len(c.procs))]
+	return c.live()
+}
+
+// live is a random instance that is not being killed (c.mu held).
+func (c *cluster) live() *proc {
+	for {
+		if p := c.procs[rand.IntN(len(c.procs))]; p != nil {
+			return p
+		}
+	}
 }
 
 func (c *cluster) setProc(i int, p *proc) {
@@ -201,7 +210,7 @@ func (c *cluster) connected(session string) string {
 func (c *cluster) any() *proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.procs[rand.IntN(len(c.procs))]
+	return c.live()
 }
 
 func (c *cluster) json(p *proc, method, path, body string, want int, out any) {
@@ -437,7 +446,7 @@ func TestKillDuringReconnect(t *testing.T) {
 		other := func() *proc {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			return c.procs[(vi+1)%3]
+			return c.procs[(vi+1)%3] // never the victim
 		}
 		done := make(chan struct{})
 		go func() {
@@ -450,6 +459,7 @@ func TestKillDuringReconnect(t *testing.T) {
 			return cur.Status == "active"
 		})
 		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // the random point is the test's subject
+		c.setProc(vi, nil) // the load balancer stops sending it requests
 		_ = victim.cmd.Process.Kill()
 		<-victim.done
 		<-done

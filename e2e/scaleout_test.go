@@ -111,12 +111,12 @@ func sandboxGrant(t *testing.T, hc *http.Client, sb, account string) (access, re
 }
 
 type cluster struct {
-	t     *testing.T
-	hc    *http.Client
-	sb    string
-	dir   string
-	env   []string
-	key   string
+	t   *testing.T
+	hc  *http.Client
+	sb  string
+	dir string
+	env []string
+	key string
 	// lb is the instances' public URL: a round-robin proxy on loopback, as
 	// a load balancer would be; callbackTo, when set, takes the OAuth
 	// callback (the instance under test).
@@ -459,7 +459,7 @@ func TestKillDuringReconnect(t *testing.T) {
 			return cur.Status == "active"
 		})
 		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // the random point is the test's subject
-		c.setProc(vi, nil) // the load balancer stops sending it requests
+		c.setProc(vi, nil)                                          // the load balancer stops sending it requests
 		_ = victim.cmd.Process.Kill()
 		<-victim.done
 		<-done

@@ -114,7 +114,7 @@ func Open(store storage.Store, cfg Config) (*Queue, error) {
 	q := &Queue{deps: cfg.Deps, limiter: newLimiter(cfg.PerEndpoint), schedule: cfg.DeliverySchedule, plan: cfg.PlanInterval, log: cfg.Logger,
 		closePool: func() error { return nil }}
 	rc := &river.Config{
-		Logger: cfg.Logger.With("component", "river"),
+		Logger: slog.New(quieter{cfg.Logger.Handler()}).With("component", "river"),
 		// River keeps finished jobs a day by default; our own records
 		// (deliveries, run timelines) say what happened, so a day is enough.
 		CompletedJobRetentionPeriod: 24 * time.Hour,
@@ -212,3 +212,25 @@ func (q *Queue) Close(ctx context.Context) error {
 	}
 	return errors.Join(err, q.closePool())
 }
+
+// quieter logs River's info lines (client started, periodic job counts
+// every few seconds per queue) at debug: an operator's info log is
+// authgate's own; River's warnings and errors keep their level.
+type quieter struct{ h slog.Handler }
+
+func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return q.h.Enabled(ctx, l)
+}
+
+func (q quieter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return q.h.Handle(ctx, r)
+}
+
+func (q quieter) WithAttrs(as []slog.Attr) slog.Handler { return quieter{q.h.WithAttrs(as)} }
+func (q quieter) WithGroup(n string) slog.Handler       { return quieter{q.h.WithGroup(n)} }

@@ -244,6 +244,10 @@ type StepFailRequest struct {
 	Status  int               `json:"status"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    string            `json:"body,omitempty"`
+	// TokenFingerprint is the fingerprint of the access token the step
+	// used (default: the one its last gate handed out). A report about a
+	// token that is no longer the stored one never changes the credential.
+	TokenFingerprint string `json:"token_fingerprint,omitempty"`
 }
 
 // StepFailOutcome says what a step does after a provider failure.
@@ -284,6 +288,39 @@ type WebhookEvent struct {
 // WebhookEndpointCreateRequest is the body of POST /v1/webhooks.
 type WebhookEndpointCreateRequest struct {
 	URL string `json:"url"`
+}
+
+// WebhookDeliveryStatus is where a webhook delivery stands: pending (an
+// attempt is due or running), delivered, or dead (every attempt failed;
+// nothing retries it).
+type WebhookDeliveryStatus string
+
+const (
+	WebhookDeliveryPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryDelivered WebhookDeliveryStatus = "delivered"
+	WebhookDeliveryDead      WebhookDeliveryStatus = "dead"
+)
+
+// WebhookDelivery is one event sent (or being sent) to one endpoint, as GET
+// /v1/webhooks/deliveries lists it: status and attempts, never the body.
+type WebhookDelivery struct {
+	ID            WebhookDeliveryID     `json:"id"`
+	EndpointID    WebhookEndpointID     `json:"endpoint_id"`
+	EventType     WebhookEventType      `json:"event_type"`
+	Status        WebhookDeliveryStatus `json:"status"`
+	Attempts      int                   `json:"attempts"`
+	LastError     string                `json:"last_error,omitempty"`
+	NextAttemptAt *time.Time            `json:"next_attempt_at,omitempty"`
+	CreatedAt     time.Time             `json:"created_at"`
+	DeliveredAt   *time.Time            `json:"delivered_at,omitempty"`
+	DeadAt        *time.Time            `json:"dead_at,omitempty"`
+}
+
+// WebhookDeliveryPage is one page of deliveries, newest first; pass
+// NextBefore as before= for the next.
+type WebhookDeliveryPage struct {
+	Deliveries []WebhookDelivery `json:"deliveries"`
+	NextBefore WebhookDeliveryID `json:"next_before,omitempty"`
 }
 
 // WebhookEndpointList is the answer of GET /v1/webhooks (secrets never

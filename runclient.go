@@ -96,6 +96,25 @@ func (c *Client) Webhooks(ctx context.Context) (WebhookEndpointList, error) {
 	return out, err
 }
 
+// WebhookDeliveries lists the tenant's webhook deliveries, newest first;
+// status ("pending", "delivered", "dead" or "") filters them.
+func (c *Client) WebhookDeliveries(ctx context.Context, status WebhookDeliveryStatus, before WebhookDeliveryID) (WebhookDeliveryPage, error) {
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", string(status))
+	}
+	if before != "" {
+		q.Set("before", string(before))
+	}
+	path := "/v1/webhooks/deliveries"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out WebhookDeliveryPage
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
 // DeleteWebhook removes an endpoint and its pending deliveries.
 func (c *Client) DeleteWebhook(ctx context.Context, id WebhookEndpointID) error {
 	return c.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(string(id)), nil, nil)

@@ -14,9 +14,11 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
@@ -215,4 +217,25 @@ func (e *Env) SandboxAPI(name string) string {
 		return e.URL + "/sandbox/slack/api/"
 	}
 	return ""
+}
+
+// WaitRun waits until the run is in one of states (resuming after a
+// reconnect is a job, not part of the callback's request) and returns it;
+// the 30 s deadline only turns a hang into a failure.
+func WaitRun(t testing.TB, c *authgate.Client, id authgate.RunID, states ...authgate.RunState) authgate.Run {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond) // polling the API: the only view a client has
+	defer tick.Stop()
+	for {
+		r, err := c.Run(context.Background(), id)
+		if err == nil && slices.Contains(states, r.State) {
+			return r
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("run %s is %s (%v); want one of %v", id, r.State, err, states)
+		}
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/authgate/authgate/internal/catalog"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/doctor"
+	"github.com/authgate/authgate/internal/jobs"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/mcpserver"
 	"github.com/authgate/authgate/internal/refresh"
@@ -76,10 +77,21 @@ type Config struct {
 	DrainTimeout time.Duration
 	// RefreshCallTimeout bounds one call to a token endpoint (default 30s).
 	RefreshCallTimeout time.Duration
-	// WebhookInterval is how often the webhook sender looks for deliveries
-	// due for a retry (default 5s; a new one is sent at once). Negative: no
-	// sender runs in this process (tests call Server.Webhooks.SendDue).
-	WebhookInterval time.Duration
+	// HealthSweepInterval is the period within which every idle active
+	// credential is checked once (default 24h).
+	HealthSweepInterval time.Duration
+	// JobPollInterval is how often idle job workers look for jobs other
+	// instances inserted (default 1s).
+	JobPollInterval time.Duration
+	// JobRescueAfter is how long a job may run before another instance
+	// takes it as abandoned and runs it again (default 2 min).
+	JobRescueAfter time.Duration
+	// WebhookRetrySchedule replaces the waits between webhook attempts
+	// (default jobs.DeliverySchedule: ten attempts over about 16 hours).
+	WebhookRetrySchedule []time.Duration
+	// WebhookDialer opens connections to webhook endpoints (an address
+	// policy plugs in as its Control hook); nil: a plain dialer.
+	WebhookDialer *net.Dialer
 	// Sandbox says whether to mount the provider emulator under /sandbox/:
 	// SandboxAuto (the default) mounts it while no real provider is
 	// configured — today always, until provider configuration arrives with
@@ -144,6 +156,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.KeyFile == "" {
 		c.KeyFile = DefaultKeyFile
+	}
+	if c.HealthSweepInterval <= 0 {
+		c.HealthSweepInterval = 24 * time.Hour
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -300,6 +315,9 @@ type Core struct {
 	Tenancy *tenancy.Service
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// Jobs inserts River jobs in the store's transactions; it works them
+	// only in a Server (see Open).
+	Jobs *jobs.Queue
 }
 
 // CoreOptions tunes OpenCore for operator commands.
@@ -402,7 +420,8 @@ func (c *Core) Close() error { return c.Store.Close() }
 // NewWebhooks is the tenants' webhooks on core: endpoints on loopback and
 // plain http are allowed only while authgate itself listens on loopback.
 func NewWebhooks(core *Core, cfg Config) *worker.Webhooks {
-	return worker.NewWebhooks(worker.WebhooksConfig{Store: core.Store, Keys: core.Keys, Clock: core.Clock, Logger: core.Logger, AllowPrivate: cfg.loopbackAddr()})
+	return worker.NewWebhooks(worker.WebhooksConfig{Store: core.Store, Keys: core.Keys, Clock: core.Clock, Logger: core.Logger, AllowPrivate: cfg.loopbackAddr(),
+		Dialer: cfg.WebhookDialer, Enqueue: core.Jobs})
 }
 
 // loadKeys loads the master keys, refusing any set that lacks a key the
@@ -507,10 +526,12 @@ type Server struct {
 	sandboxLock  *sandboxLock
 	stopAutoSave context.CancelFunc
 	// Webhooks stores and sends the tenants' webhook deliveries.
-	Webhooks     *worker.Webhooks
-	api          *api.API
-	stopWebhooks context.CancelFunc
-	webhooksDone chan struct{}
+	Webhooks *worker.Webhooks
+	api      *api.API
+	// jobs works River jobs in this process (every instance does).
+	jobs *jobs.Queue
+	// stopFeed stops the change feed the MCP endpoint listens to.
+	stopFeed func()
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -623,15 +644,19 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Transport: cfg.Transport, PublicURL: srv.PublicURL, ReturnURLAllowList: cfg.ReturnURLAllowList, TenantReturnURLs: core.Tenancy.ReturnURLs,
 		SecureCookies: strings.HasPrefix(public, "https://"),
 		OnExchange:    srv.Metrics.Exchange})
-	srv.Webhooks = NewWebhooks(core, cfg)
-	if cfg.WebhookInterval >= 0 {
-		ctx, cancel := context.WithCancel(context.Background())
-		srv.stopWebhooks, srv.webhooksDone = cancel, make(chan struct{})
-		go func() {
-			defer close(srv.webhooksDone)
-			srv.Webhooks.Run(ctx, cmp.Or(cfg.WebhookInterval, 5*time.Second))
-		}()
+	deps := &jobs.Deps{}
+	q, err := jobs.Open(core.Store, jobs.Config{Logger: cfg.Logger, Work: true, Deps: deps, PollInterval: cfg.JobPollInterval,
+		DeliverySchedule: cfg.WebhookRetrySchedule, PlanInterval: cfg.planInterval(), RescueAfter: cfg.JobRescueAfter})
+	if err != nil {
+		if srv.stopAutoSave != nil {
+			srv.stopAutoSave()
+		}
+		srv.sandboxLock.release()
+		core.Close()
+		return nil, err
 	}
+	srv.jobs, core.Jobs = q, q
+	srv.Webhooks = NewWebhooks(core, cfg)
 	var workflows api.Workflows
 	if srv.Sandbox != nil {
 		// In sandbox mode the server runs the demo itself (POST /v1/runs
@@ -646,8 +671,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	accessLog, _ := api.ParseAccessLogMode(cfg.AccessLog) // checked by Validate
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),
-		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}})
+		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}, Resume: q})
 	srv.api = a
+	srv.wireJobs(deps)
 	apiHandler := a.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
@@ -658,12 +684,16 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			p, err := core.Tenancy.Authenticate(ctx, authorization)
 			return string(p.TenantID) + "/" + string(p.KeyID), err
 		},
-		API: apiHandler, Transport: cfg.Transport, Logger: cfg.Logger,
+		API: apiHandler, Transport: cfg.Transport, Logger: cfg.Logger, Writes: srv.mcpWrites(), Changes: srv.mcpChanges(),
 	}))
 	srv.handler = mux
 	if srv.Sandbox != nil {
 		MountSandbox(mux, srv.Sandbox)
 		cfg.Logger.Info("provider sandbox mounted at /sandbox/ (no real provider is configured)")
+	}
+	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
+		srv.closeAll()
+		return nil, err
 	}
 	return srv, nil
 }
@@ -708,12 +738,20 @@ func (s *Server) restoreSandbox() error {
 // Close drains the refresher (see Serve), saves the mounted sandbox's state,
 // then closes the database.
 func (s *Server) Close() error {
+	return s.closeAll()
+}
+
+func (s *Server) closeAll() error {
 	s.api.Close()
-	s.drain()
-	if s.stopWebhooks != nil {
-		s.stopWebhooks()
-		<-s.webhooksDone
+	// Jobs first: a job still running may need the refresher and the
+	// database; one cut short is retried by another instance.
+	jctx, cancel := context.WithTimeout(context.Background(), cmp.Or(s.cfg.ShutdownTimeout, 10*time.Second))
+	jerr := s.jobs.Close(jctx)
+	cancel()
+	if s.stopFeed != nil {
+		s.stopFeed()
 	}
+	s.drain()
 	var err error
 	if s.stopAutoSave != nil {
 		s.stopAutoSave()
@@ -724,7 +762,7 @@ func (s *Server) Close() error {
 		}
 	}
 	s.sandboxLock.release()
-	return errors.Join(err, s.Core.Close())
+	return errors.Join(jerr, err, s.Core.Close())
 }
 
 // MountSandbox routes the sandbox's paths on mux: /sandbox/…, the RFC 8414

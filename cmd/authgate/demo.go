@@ -104,6 +104,11 @@ func runDemo(ctx context.Context, out io.Writer, revoke bool) error {
 		if _, err := sandboxConnect(ctx, client, user, "google", nil, bindings["google"], account); err != nil {
 			return fmt.Errorf("reconnect: %w", err)
 		}
+		// The resume is a job the reconnect enqueued: wait for it, then for
+		// the run to stop again.
+		if full, err = waitRunLeaves(ctx, client, run.ID, authgate.RunStateBlockedOnAuth); err != nil {
+			return err
+		}
 		if full, err = waitRun(ctx, client, run.ID); err != nil {
 			return err
 		}
@@ -122,6 +127,25 @@ func waitRun(ctx context.Context, c *authgate.Client, id authgate.RunID) (authga
 	for {
 		r, err := c.Run(ctx, id)
 		if err != nil || r.State == authgate.RunStateBlockedOnAuth || r.State.Terminal() {
+			return r, err
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("run %s is still %s after a minute", id, r.State)
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitRunLeaves polls a run until it is no longer in state.
+func waitRunLeaves(ctx context.Context, c *authgate.Client, id authgate.RunID, state authgate.RunState) (authgate.Run, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := c.Run(ctx, id)
+		if err != nil || r.State != state {
 			return r, err
 		}
 		if time.Now().After(deadline) {

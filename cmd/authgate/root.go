@@ -123,6 +123,15 @@ func (g *globals) config() (server.Config, error) {
 		}
 		cfg.RefreshCallTimeout = d
 	}
+	for name, dst := range map[string]*time.Duration{"AUTHGATE_HEALTH_SWEEP_INTERVAL": &cfg.HealthSweepInterval, "AUTHGATE_JOB_RESCUE_AFTER": &cfg.JobRescueAfter} {
+		if v := os.Getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return server.Config{}, fmt.Errorf("%s=%q: want a positive duration such as 24h or 10s", name, v)
+			}
+			*dst = d
+		}
+	}
 	return cfg.WithDefaults(), nil
 }
 

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
+	"github.com/authgate/authgate/server"
 )
 
 // TestTenantWebhooksAdd: the secret is printed once by add and never by
@@ -50,5 +54,50 @@ func TestRunsListShow(t *testing.T) {
 	out, err = run(t, append([]string{"runs", "show", string(r.ID)}, srv...)...)
 	if err != nil || !strings.Contains(out, "timeline:") || !strings.Contains(out, "binding google → "+string(c.ID)) || strings.Contains(out, "ya29.") {
 		t.Fatalf("runs show: %v\n%s", err, out)
+	}
+}
+
+// TestTenantWebhooksDeliveries: a delivery whose every attempt failed is
+// listed as dead by the CLI, with its attempts and last error.
+func TestTenantWebhooksDeliveries(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{Configure: func(c *server.Config) {
+		c.WebhookRetrySchedule = []time.Duration{10 * time.Millisecond}
+		c.JobPollInterval = 20 * time.Millisecond
+	}})
+	ctx := context.Background()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusInternalServerError) }))
+	t.Cleanup(hs.Close)
+	if _, err := env.Client.CreateWebhook(ctx, authgate.WebhookEndpointCreateRequest{URL: hs.URL}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := env.Client.ImportCredential(ctx, authgate.ImportCredentialRequest{UserID: "ann", Provider: "google", Subject: "s-ann", AccessToken: "ya29.x", RefreshToken: "1//y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.CreateRun(ctx, authgate.RunCreateRequest{Workflow: "w", UserID: "ann", Bindings: map[string]authgate.CredentialID{"google": c.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p, err := env.Client.WebhookDeliveries(ctx, authgate.WebhookDeliveryDead, "")
+		if err == nil && len(p.Deliveries) > 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("no delivery died")
+		}
+	}
+	db := []string{"--db", "sqlite:" + env.DBPath, "--key-file", env.KeyFile}
+	out, err := run(t, append(db, "tenants", "webhooks", "deliveries", "default", "--status", "dead")...)
+	if err != nil || !strings.Contains(out, "dead") || !strings.Contains(out, "HTTP 500") {
+		t.Fatalf("deliveries: %v\n%s", err, out)
+	}
+	if out, err := run(t, append(db, "tenants", "webhooks", "deliveries", "default", "--status", "lost")...); err == nil {
+		t.Fatalf("a bad status is refused: %s", out)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/authgate/authgate/internal/doctor"
 	"github.com/authgate/authgate/internal/gate"
 	"github.com/authgate/authgate/internal/refresh"
+	"github.com/authgate/authgate/internal/runs"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/tenancy"
 	"github.com/authgate/authgate/internal/vault"
@@ -53,6 +54,9 @@ type Deps struct {
 	Workflows Workflows
 	// AccessLog says which requests get a log line of their own.
 	AccessLog AccessLog
+	// Resume, when set, enqueues the resume of runs blocked on a
+	// credential usable again (the job queue).
+	Resume runs.Resumer
 }
 
 // Providers lists the configured providers.
@@ -77,6 +81,7 @@ type API struct {
 	verifier  *verify.Verifier
 	doctor    *doctor.Doctor
 	gate      *gate.Gate
+	runs      *runs.Service
 	// webhooks, when set, stores the tenant's webhook deliveries.
 	webhooks  *worker.Webhooks
 	workflows Workflows
@@ -113,13 +118,30 @@ func New(d Deps) *API {
 		}
 		a.verifier = verify.New(vc)
 		a.doctor = doctor.New(doctor.Config{Vault: a.vault, Store: a.store, Providers: a.providers, Verifier: a.verifier, Clock: a.clock, Transport: d.Transport, Env: d.DoctorEnv})
-		a.gate = gate.New(gate.Config{Store: a.store, Clock: a.clock, Preflight: a.verifier})
+	}
+	rc := runs.Config{Store: a.store, Vault: a.vault, Clock: a.clock, Tokens: a.refresher, Resume: d.Resume, Resumed: a.execute, Logger: a.log}
+	if a.verifier != nil {
+		rc.Preflight = a.verifier
+	}
+	if a.broker != nil {
+		rc.Reconnect = a.reconnectLink
+	}
+	if a.webhooks != nil {
+		rc.Notify = a.webhooks
+	}
+	a.runs = runs.New(rc)
+	if a.refresher != nil && a.providers != nil {
+		a.gate = a.runs.Gate()
 	}
 	a.routes()
 	// Not a route: what every request no route takes gets (404 or 405).
 	a.mux.HandleFunc("/", a.unrouted)
 	return a
 }
+
+// Runs is the run service the API calls (the job queue resumes runs
+// through it; the vault reports credential changes to it).
+func (a *API) Runs() *runs.Service { return a.runs }
 
 // Handler is the API with its middleware: request ids, panic recovery,
 // the access log and problem+json for unknown routes and methods.

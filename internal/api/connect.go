@@ -140,7 +140,6 @@ func (a *API) oauthCallback(w http.ResponseWriter, r *http.Request) error {
 		a.page(w, ce.Problem.Class.Status(), title, ce.Problem.Detail)
 		return nil
 	}
-	a.credentialActive(r.Context(), res.Credential, !res.Created)
 	if res.ReturnURL != "" {
 		v := url.Values{"status": {"connected"}, "credential_id": {string(res.Credential.ID)}}
 		if len(res.Missing) > 0 {

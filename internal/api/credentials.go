@@ -130,6 +130,5 @@ func (a *API) importCredential(w http.ResponseWriter, r *http.Request, p tenancy
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/credentials/"+string(c.ID))
 	}
-	a.credentialActive(r.Context(), c, !created)
 	return writeJSON(w, status, c)
 }

@@ -37,6 +37,7 @@ func (a *API) routes() {
 	if a.webhooks != nil {
 		a.mux.Handle("POST /v1/webhooks", a.authed(a.createWebhook))
 		a.mux.Handle("GET /v1/webhooks", a.authed(a.listWebhooks))
+		a.mux.Handle("GET /v1/webhooks/deliveries", a.authed(a.listDeliveries))
 		a.mux.Handle("DELETE /v1/webhooks/{id}", a.authed(a.deleteWebhook))
 	}
 	a.mux.Handle("POST /v1/classify", a.authed(a.classifyError))

@@ -220,7 +220,7 @@ func TestRunSteps(t *testing.T) {
 		t.Fatalf("a reconnect for another account resumed the run: %s", got.State)
 	}
 	f.env.Connect(t, authgatetest.ConnectParams{UserID: "u", Provider: "google", CredentialID: f.google.ID, Choice: sandbox.Choice{Account: "sue@acme.example"}})
-	got, _ = c.Run(f.ctx, r.ID)
+	got = authgatetest.WaitRun(t, c, r.ID, authgate.RunStateRunning)
 	if got.State != authgate.RunStateRunning || got.Timeline[len(got.Timeline)-1].Kind != authgate.RunEntryResumed {
 		t.Fatalf("after reconnect %s %+v", got.State, got.Timeline)
 	}

@@ -60,3 +60,13 @@ func (a *API) diagnoseCredential(w http.ResponseWriter, r *http.Request, p tenan
 	}
 	return writeJSON(w, http.StatusOK, res)
 }
+
+// CheckIdentity is the health sweep's cheap live check of a credential
+// that has no refresh token (what verify does, recorded as a verification).
+func (a *API) CheckIdentity(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) error {
+	if a.verifier == nil {
+		return nil
+	}
+	_, err := a.verifier.Verify(ctx, tenant, id, authgate.VerifyRequest{}, "health-sweep")
+	return err
+}

@@ -64,13 +64,19 @@ type Config struct {
 	// Preflight, when set, runs the provider checks of each binding whose
 	// credential is active.
 	Preflight Preflighter
+	// OnTransition, when set, runs inside the transaction of every run
+	// state change, after the run and its entry are written (webhook
+	// deliveries are enqueued there, so they commit with the change). An
+	// error rolls the change back.
+	OnTransition func(ctx context.Context, q storage.Queries, r *storage.Run, from authgate.RunState) error
 }
 
 // Gate applies the run rules to one store.
 type Gate struct {
-	store     storage.Store
-	clock     clock.Clock
-	preflight Preflighter
+	store        storage.Store
+	clock        clock.Clock
+	preflight    Preflighter
+	onTransition func(ctx context.Context, q storage.Queries, r *storage.Run, from authgate.RunState) error
 }
 
 // New returns a Gate.
@@ -78,7 +84,7 @@ func New(cfg Config) *Gate {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Gate{store: cfg.Store, clock: cfg.Clock, preflight: cfg.Preflight}
+	return &Gate{store: cfg.Store, clock: cfg.Clock, preflight: cfg.Preflight, onTransition: cfg.OnTransition}
 }
 
 // authClasses are the failures only the user can fix by reconnecting (or
@@ -152,6 +158,17 @@ func (g *Gate) Create(ctx context.Context, p CreateParams) (*storage.Run, []auth
 		}
 		if err := q.RunEntryInsert(ctx, &storage.RunEntry{TenantID: r.TenantID, RunID: r.ID, At: now, Kind: authgate.RunEntryPreflight, Reason: ch.Reason, Details: details}); err != nil {
 			return err
+		}
+		if ch.To == authgate.RunStateBlockedOnAuth {
+			// As in Block: a reconnect that committed while the checks ran
+			// leaves nothing to wait for.
+			c, err := q.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: p.TenantID, ID: ch.Blocked.CredentialID})
+			if err != nil {
+				return err
+			}
+			if seen := creds[ch.Blocked.Binding]; c.Status == authgate.CredentialStatusActive && c.Version != seen.Version {
+				ch = change{To: authgate.RunStateRunning, Kind: authgate.RunEntryStateChanged, Reason: "credential " + string(c.ID) + " was reconnected during preflight"}
+			}
 		}
 		return g.transition(ctx, q, r, ch)
 	})

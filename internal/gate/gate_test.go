@@ -397,3 +397,40 @@ func TestResumeBlockedOn(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockRechecksCredential: a block whose credential was reconnected
+// (active at a newer version than the failure saw) leaves the run running,
+// so no run waits on a usable credential; a block on the version the
+// failure saw, or on a credential that still needs its user, holds.
+func TestBlockRechecksCredential(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, s storage.Store) {
+		ctx := context.Background()
+		f := newFixture(t, s, nil)
+		r, _ := f.create(t)
+		seen, err := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: f.tenant, ID: f.google.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The reconnect commits between the failure and the block.
+		f.setStatus(t, f.google, authgate.CredentialStatusActive, authgate.StatusReasonNone)
+		got, err := f.g.Block(ctx, gate.BlockParams{TenantID: f.tenant, RunID: r.ID, Binding: "google", Class: authgate.ClassInsufficientScope, Reason: "403", SeenVersion: seen.Version})
+		if err != nil || got.State != authgate.RunStateRunning {
+			t.Fatalf("block after a reconnect = %+v, %v; want the run left running", got, err)
+		}
+		if es := f.timeline(t, r.ID); es[len(es)-1].Kind == authgate.RunEntryBlocked {
+			t.Fatalf("timeline records a block: %+v", es[len(es)-1])
+		}
+		cur, _ := s.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: f.tenant, ID: f.google.ID})
+		got, err = f.g.Block(ctx, gate.BlockParams{TenantID: f.tenant, RunID: r.ID, Binding: "google", Class: authgate.ClassInsufficientScope, Reason: "403", SeenVersion: cur.Version})
+		if err != nil || got.State != authgate.RunStateBlockedOnAuth {
+			t.Fatalf("block on the version seen = %+v, %v", got, err)
+		}
+		r2, _ := f.create(t)
+		f.setStatus(t, f.google, authgate.CredentialStatusReauthRequired, authgate.StatusReasonRevoked)
+		got, err = f.g.Block(ctx, gate.BlockParams{TenantID: f.tenant, RunID: r2.ID, Binding: "google", Class: authgate.ClassReauthRequired, Reason: "revoked", SeenVersion: seen.Version})
+		if err != nil || got.State != authgate.RunStateBlockedOnAuth {
+			t.Fatalf("block on a revoked credential = %+v, %v", got, err)
+		}
+	})
+}

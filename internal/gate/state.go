@@ -41,20 +41,26 @@ func (g *Gate) transition(ctx context.Context, q storage.Queries, r *storage.Run
 	if ch.Blocked.ReconnectURL != "" {
 		details, _ = json.Marshal(map[string]string{"reconnect_url": ch.Blocked.ReconnectURL, "credential_id": string(ch.Blocked.CredentialID)})
 	}
-	return q.RunEntryInsert(ctx, &storage.RunEntry{TenantID: r.TenantID, RunID: r.ID, At: now, Kind: ch.Kind,
-		FromState: from, ToState: ch.To, Binding: ch.Binding, Class: ch.Class, Reason: ch.Reason, Details: details})
+	if err := q.RunEntryInsert(ctx, &storage.RunEntry{TenantID: r.TenantID, RunID: r.ID, At: now, Kind: ch.Kind,
+		FromState: from, ToState: ch.To, Binding: ch.Binding, Class: ch.Class, Reason: ch.Reason, Details: details}); err != nil {
+		return err
+	}
+	if g.onTransition != nil {
+		return g.onTransition(ctx, q, r, from)
+	}
+	return nil
 }
 
 // change reads a run in its own transaction (locking it where the backend
 // does) and applies fn's change to it.
-func (g *Gate) change(ctx context.Context, tenant authgate.TenantID, id authgate.RunID, fn func(r *storage.Run) (change, error)) (*storage.Run, error) {
+func (g *Gate) change(ctx context.Context, tenant authgate.TenantID, id authgate.RunID, fn func(q storage.Queries, r *storage.Run) (change, error)) (*storage.Run, error) {
 	var out *storage.Run
 	err := g.store.Tx(ctx, func(q storage.Queries) error {
 		r, err := getRun(ctx, q, tenant, id)
 		if err != nil {
 			return err
 		}
-		ch, err := fn(r)
+		ch, err := fn(q, r)
 		if err != nil {
 			return err
 		}
@@ -88,7 +94,7 @@ func (g *Gate) Finish(ctx context.Context, p FinishParams) (*storage.Run, error)
 	if !p.State.Terminal() {
 		return nil, authgate.Errorf(authgate.ClassInvalidRequest, "%q is not a final run state", p.State)
 	}
-	return g.change(ctx, p.TenantID, p.RunID, func(*storage.Run) (change, error) {
+	return g.change(ctx, p.TenantID, p.RunID, func(storage.Queries, *storage.Run) (change, error) {
 		return change{To: p.State, Kind: authgate.RunEntryStateChanged, Reason: p.Reason}, nil
 	})
 }
@@ -101,19 +107,46 @@ type BlockParams struct {
 	Class        authgate.Class
 	Reason       string
 	ReconnectURL string
+	// SeenVersion is the credential's version when the failure was seen
+	// (0: unknown). If the credential is active at a newer version by the
+	// time the block would commit, it was reconnected or refreshed
+	// meanwhile: the run is not blocked (see Block).
+	SeenVersion int64
 }
 
+// errStillUsable rolls back a block whose credential became usable again.
+var errStillUsable = errors.New("the credential is active again")
+
 // Block makes a run blocked_on_auth on the credential bound as Binding, with
-// its timeline entry, in one transaction.
+// its timeline entry, in one transaction. That transaction re-reads the
+// credential (locking it where the backend does), so a block and a
+// reconnect of the same credential are ordered: a reconnect committed
+// first shows as an active credential at a version newer than SeenVersion,
+// and the run is returned unblocked (still running: the caller retries the
+// step); a reconnect committed after finds this run blocked and resumes it.
+// Either way no run stays blocked on a usable credential.
 func (g *Gate) Block(ctx context.Context, p BlockParams) (*storage.Run, error) {
-	return g.change(ctx, p.TenantID, p.RunID, func(r *storage.Run) (change, error) {
+	r, err := g.change(ctx, p.TenantID, p.RunID, func(q storage.Queries, r *storage.Run) (change, error) {
 		cred, ok := r.Bindings[p.Binding]
 		if !ok {
 			return change{}, authgate.Errorf(authgate.ClassInvalidRequest, "run %s has no binding %q", r.ID, p.Binding)
 		}
+		if p.SeenVersion != 0 && r.State != authgate.RunStateBlockedOnAuth {
+			c, err := q.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: p.TenantID, ID: cred})
+			if err != nil {
+				return change{}, fmt.Errorf("block on %s: %w", cred, err)
+			}
+			if c.Status == authgate.CredentialStatusActive && c.Version != p.SeenVersion {
+				return change{}, errStillUsable
+			}
+		}
 		return change{To: authgate.RunStateBlockedOnAuth, Kind: authgate.RunEntryBlocked, Binding: p.Binding, Class: p.Class, Reason: p.Reason,
 			Blocked: storage.RunBlocked{Binding: p.Binding, CredentialID: cred, Class: p.Class, Reason: p.Reason, ReconnectURL: p.ReconnectURL}}, nil
 	})
+	if errors.Is(err, errStillUsable) {
+		return getRun(ctx, g.store, p.TenantID, p.RunID)
+	}
+	return r, err
 }
 
 // ResumeParams names a blocked run to resume.
@@ -125,7 +158,7 @@ type ResumeParams struct {
 
 // Resume makes a blocked run running again with a resumed entry.
 func (g *Gate) Resume(ctx context.Context, p ResumeParams) (*storage.Run, error) {
-	return g.change(ctx, p.TenantID, p.RunID, func(r *storage.Run) (change, error) {
+	return g.change(ctx, p.TenantID, p.RunID, func(_ storage.Queries, r *storage.Run) (change, error) {
 		return resumed(r, p.Reason)
 	})
 }
@@ -166,7 +199,7 @@ func (g *Gate) ResumeBlockedOn(ctx context.Context, p ResumeBlockedOnParams) ([]
 		}
 		for _, r := range page {
 			after = r.ID
-			_, err := g.change(ctx, p.TenantID, r.ID, func(r *storage.Run) (change, error) {
+			_, err := g.change(ctx, p.TenantID, r.ID, func(_ storage.Queries, r *storage.Run) (change, error) {
 				if r.State != authgate.RunStateBlockedOnAuth || r.Blocked.CredentialID != p.CredentialID {
 					return change{}, errSkip
 				}

@@ -31,6 +31,7 @@ type HTTPConfig struct {
 	Transport    http.RoundTripper
 	PollInterval time.Duration
 	Writes       *Writes
+	Changes      *Changes
 	Logger       *slog.Logger
 }
 
@@ -64,7 +65,7 @@ func Handler(hc HTTPConfig) http.Handler {
 		key, _ := ti.Extra["key"].(string)
 		user, _ := ti.Extra["user"].(string)
 		c := &authgate.Client{BaseURL: "http://authgate.internal", APIKey: key, HTTPClient: api}
-		s, err := New(Config{Client: c, UserID: user, Transport: hc.Transport, PollInterval: hc.PollInterval, Writes: hc.Writes, Logger: hc.Logger})
+		s, err := New(Config{Client: c, UserID: user, Transport: hc.Transport, PollInterval: hc.PollInterval, Writes: hc.Writes, Changes: hc.Changes, Logger: hc.Logger})
 		if err != nil {
 			return nil
 		}

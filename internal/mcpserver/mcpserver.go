@@ -53,8 +53,11 @@ type Config struct {
 	// http.DefaultTransport).
 	Transport http.RoundTripper
 	// PollInterval is how often a pending connect link is checked for
-	// completion (default 500 ms).
+	// completion when there is no Changes feed (default 500 ms).
 	PollInterval time.Duration
+	// Changes, when set, wakes the watchers of pending connect links on
+	// every credential change in the database instead of a timer.
+	Changes *Changes
 	// Writes remembers the writes done, shared by every session of a
 	// process so that a retried write is answered, not run again (nil: a
 	// record of this server's own).
@@ -303,9 +306,17 @@ func (s *server) watch(ss *mcp.ServerSession, cs authgate.ConnectSession) {
 			delete(s.watching, cs.ID)
 			s.mu.Unlock()
 		}()
-		t := time.NewTicker(s.cfg.PollInterval)
-		defer t.Stop()
+		var tick <-chan time.Time
+		if s.cfg.Changes == nil {
+			t := time.NewTicker(s.cfg.PollInterval)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
+			var changed <-chan struct{}
+			if s.cfg.Changes != nil {
+				changed = s.cfg.Changes.Next()
+			}
 			st, err := s.cfg.Client.ConnectSessionStatus(ctx, cs.ID)
 			// The broker reports a link whose callback is still exchanging
 			// the code as expired (used, no outcome yet): before the link's
@@ -324,7 +335,8 @@ func (s *server) watch(ss *mcp.ServerSession, cs authgate.ConnectSession) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-tick:
+			case <-changed:
 			}
 		}
 	}()

@@ -69,14 +69,119 @@ type RunQueries interface {
 	// WebhookDeliveryInsert stores a delivery before anything is sent, so a
 	// restart loses none.
 	WebhookDeliveryInsert(ctx context.Context, d *WebhookDelivery) error
-	// WebhookDeliveryListDue lists undelivered deliveries whose next attempt
-	// is at or before Now, across tenants, soonest first.
-	WebhookDeliveryListDue(ctx context.Context, p WebhookDeliveryListDueParams) ([]*WebhookDelivery, error)
 	// WebhookDeliveryRecordAttempt counts one attempt: delivered (At) or
 	// failed with LastError and a NextAttemptAt. ErrNotFound if the delivery
 	// is gone or was delivered already.
 	WebhookDeliveryRecordAttempt(ctx context.Context, p WebhookDeliveryRecordAttemptParams) error
 	WebhookDeliveryGet(ctx context.Context, id authgate.WebhookDeliveryID) (*WebhookDelivery, error)
+	// WebhookDeliveryList pages a tenant's deliveries by id, newest first,
+	// optionally only one endpoint's or only those in one status.
+	WebhookDeliveryList(ctx context.Context, p WebhookDeliveryListParams) ([]*WebhookDelivery, error)
+	// WebhookDeliveryDeleteFinished deletes at most Limit deliveries,
+	// delivered or dead, created before Before, and reports how many.
+	WebhookDeliveryDeleteFinished(ctx context.Context, p WebhookDeliveryDeleteFinishedParams) (int64, error)
+
+	// CredentialListBoundExpiring pages the active credentials bound to an
+	// unfinished run whose access token expires before Before and whose
+	// refresh is not planned for that token yet (RefreshPlanned), ordered
+	// by expiry then id, after the cursor (AfterExpiry, AfterID).
+	CredentialListBoundExpiring(ctx context.Context, p CredentialListBoundExpiringParams) ([]*Credential, error)
+	// CredentialListCheckDue pages, by id after AfterID, the active
+	// credentials bound to no unfinished run whose health check is due by
+	// Before or was never planned (NextCheckAt zero).
+	CredentialListCheckDue(ctx context.Context, p CredentialListCheckDueParams) ([]CredentialCheckDue, error)
+	// CredentialCheckSchedule sets when a credential's next health check is due.
+	CredentialCheckSchedule(ctx context.Context, p CredentialCheckScheduleParams) error
+
+	// RefreshPlanned records that a credential's proactive refresh is
+	// planned for the token expiring at expiresAt.
+	RefreshPlanned(ctx context.Context, id authgate.CredentialID, expiresAt time.Time) error
+	// RefreshSlotsGet reads every provider's next free proactive-refresh
+	// slot (inside a transaction on PostgreSQL it locks them until commit).
+	RefreshSlotsGet(ctx context.Context) (map[string]time.Time, error)
+	// RefreshSlotSet stores a provider's next free proactive-refresh slot.
+	RefreshSlotSet(ctx context.Context, provider string, next time.Time) error
+
+	// IdempotentResultPut stores Result under (tenant, scope, key) unless a
+	// result is stored there already; either way it returns the stored
+	// result and whether this call stored it.
+	IdempotentResultPut(ctx context.Context, p IdempotentResultPutParams) ([]byte, bool, error)
+	// IdempotentResultGet reads a stored result; ErrNotFound if none.
+	IdempotentResultGet(ctx context.Context, p IdempotentResultGetParams) ([]byte, error)
+	// IdempotentResultDeleteBefore deletes at most Limit results created
+	// before Before and reports how many.
+	IdempotentResultDeleteBefore(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// CredentialListBoundExpiringParams pages credentials to refresh ahead.
+type CredentialListBoundExpiringParams struct {
+	Before      time.Time
+	AfterExpiry time.Time // zero: from the start
+	AfterID     authgate.CredentialID
+	Limit       int
+}
+
+// CredentialListCheckDueParams pages credentials due a health check.
+type CredentialListCheckDueParams struct {
+	Before  time.Time
+	AfterID authgate.CredentialID
+	Limit   int
+}
+
+// CredentialCheckDue is a credential due a health check.
+type CredentialCheckDue struct {
+	ID          authgate.CredentialID
+	TenantID    authgate.TenantID
+	Provider    string
+	NextCheckAt time.Time // zero: never planned
+}
+
+// CredentialCheckScheduleParams plans a credential's next health check.
+type CredentialCheckScheduleParams struct {
+	ID       authgate.CredentialID
+	TenantID authgate.TenantID
+	Next     time.Time
+}
+
+// IdempotentResultPutParams is one write's result, by key.
+type IdempotentResultPutParams struct {
+	TenantID authgate.TenantID
+	Scope    string
+	Key      string
+	Result   []byte
+	At       time.Time
+}
+
+// IdempotentResultGetParams names a stored result.
+type IdempotentResultGetParams struct {
+	TenantID authgate.TenantID
+	Scope    string
+	Key      string
+}
+
+// WebhookDeliveryStatus is where a delivery stands.
+type WebhookDeliveryStatus string
+
+const (
+	WebhookDeliveryPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryDelivered WebhookDeliveryStatus = "delivered"
+	// WebhookDeliveryDead: every attempt failed; nothing retries it.
+	WebhookDeliveryDead WebhookDeliveryStatus = "dead"
+)
+
+// WebhookDeliveryListParams filters and pages a tenant's deliveries.
+type WebhookDeliveryListParams struct {
+	TenantID   authgate.TenantID
+	EndpointID authgate.WebhookEndpointID // "": every endpoint
+	Status     WebhookDeliveryStatus      // "": any
+	BeforeID   authgate.WebhookDeliveryID // "": from the newest
+	Limit      int
+}
+
+// WebhookDeliveryDeleteFinishedParams bounds one pruning pass.
+type WebhookDeliveryDeleteFinishedParams struct {
+	Before time.Time
+	Limit  int
 }
 
 // Run is a stored run.
@@ -253,21 +358,29 @@ type WebhookDelivery struct {
 	Attempts      int
 	NextAttemptAt time.Time
 	DeliveredAt   time.Time // zero: not yet
+	DeadAt        time.Time // zero: not dead
 	LastError     string
 	CreatedAt     time.Time
 }
 
-// WebhookDeliveryListDueParams bounds one sending pass.
-type WebhookDeliveryListDueParams struct {
-	Now   time.Time
-	Limit int
+// Status is where the delivery stands.
+func (d *WebhookDelivery) Status() WebhookDeliveryStatus {
+	switch {
+	case !d.DeliveredAt.IsZero():
+		return WebhookDeliveryDelivered
+	case !d.DeadAt.IsZero():
+		return WebhookDeliveryDead
+	}
+	return WebhookDeliveryPending
 }
 
 // WebhookDeliveryRecordAttemptParams is one attempt's result.
 type WebhookDeliveryRecordAttemptParams struct {
-	ID            authgate.WebhookDeliveryID
-	At            time.Time
-	Delivered     bool
+	ID        authgate.WebhookDeliveryID
+	At        time.Time
+	Delivered bool
+	// Dead marks a failed attempt the last one: nothing retries it.
+	Dead          bool
 	LastError     string
 	NextAttemptAt time.Time
 }

@@ -229,6 +229,17 @@ type SealedSample struct {
 	Sealed keyring.Sealed
 }
 
+// NativeTx is the driver's own transaction that q runs in (*sql.Tx for
+// SQLite, pgx.Tx for PostgreSQL), or nil when q is not inside Store.Tx. Job
+// queues take it to insert jobs in the caller's transaction; nothing else
+// should reach below the port.
+func NativeTx(q Queries) any {
+	if n, ok := q.(interface{ NativeTx() any }); ok {
+		return n.NativeTx()
+	}
+	return nil
+}
+
 // ChangeFeed tells a process when any process sharing the database changed
 // a credential, so that in-memory copies are dropped and waiters woken
 // without polling the rows. Both backends implement it on their Store.

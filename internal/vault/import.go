@@ -280,7 +280,11 @@ func (v *Vault) importTx(ctx context.Context, q storage.Queries, p ImportParams)
 			return authgate.Credential{}, false, err
 		}
 	}
-	return Public(rec), false, nil
+	out := Public(rec)
+	if err := v.changed(ctx, q, Change{Credential: out, From: prevStatus, Renewed: true, Actor: p.Actor}); err != nil {
+		return authgate.Credential{}, false, err
+	}
+	return out, false, nil
 }
 
 func cmpOrSlice(a, b []string) []string {

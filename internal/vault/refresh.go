@@ -125,19 +125,23 @@ func (v *Vault) resealStale(rec *storage.Credential) error {
 
 // Failure describes a failed provider call for the lifecycle log.
 type Failure struct {
-	Class       authgate.Class
-	ErrorCode   string
-	HTTPStatus  int
-	RequestID   string
-	Attempt     int
-	RefreshFP   string
+	Class      authgate.Class
+	ErrorCode  string
+	HTTPStatus int
+	RequestID  string
+	Attempt    int
+	RefreshFP  string
+	// AccessFP, when set, is the access token the failure is about (a
+	// step's report): MarkReauthRequired then applies only while it is the
+	// stored one, and RefreshFP is not compared.
+	AccessFP    string
 	Description string
 	Actor       string
 }
 
 func (f Failure) details() map[string]any {
 	return map[string]any{"class": f.Class, "error": f.ErrorCode, "http_status": f.HTTPStatus, "provider_request_id": f.RequestID,
-		"attempt": f.Attempt, "refresh_token_fp": f.RefreshFP, "error_description": f.Description}
+		"attempt": f.Attempt, "refresh_token_fp": f.RefreshFP, "access_token_fp": f.AccessFP, "error_description": f.Description}
 }
 
 // RecordFailure writes a refresh_failed event without changing state (a
@@ -149,7 +153,8 @@ func (v *Vault) RecordFailure(ctx context.Context, tenant authgate.TenantID, id 
 // MarkReauthRequired moves the credential to reauth_required with reason,
 // writing refresh_failed (when f is given), revoked_detected (for revocations)
 // and reauth_required_set, in one transaction. It refuses with ErrStale when
-// the refresh token is no longer the one that failed (a race, not a revocation).
+// the refresh token (or, with f.AccessFP, the access token) is no longer the
+// one that failed (a race or an old report, not a revocation).
 func (v *Vault) MarkReauthRequired(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID, reason authgate.StatusReason, f *Failure) (authgate.Credential, error) {
 	var out authgate.Credential
 	err := v.retryConflicts(func() error {
@@ -158,7 +163,16 @@ func (v *Vault) MarkReauthRequired(ctx context.Context, tenant authgate.TenantID
 			if err != nil {
 				return err
 			}
-			if f != nil && rec.RefreshTokenFP != f.RefreshFP {
+			switch {
+			case f != nil && f.AccessFP != "":
+				// A report about an access token (a step's provider call):
+				// it speaks for the stored credential only while that token
+				// is still the stored one. A reconnect or refresh since
+				// replaced it, and the report is about the past.
+				if rec.AccessTokenFP != f.AccessFP {
+					return ErrStale
+				}
+			case f != nil && rec.RefreshTokenFP != f.RefreshFP:
 				return ErrStale
 			}
 			out = Public(rec)
@@ -188,7 +202,8 @@ func (v *Vault) MarkReauthRequired(ctx context.Context, tenant authgate.TenantID
 				return err
 			}
 			out = Public(rec)
-			return nil
+			return v.changed(ctx, q, Change{Credential: out, From: authgate.CredentialStatusActive, Actor: actor,
+				Revocation: reason == authgate.StatusReasonInvalidGrant || reason == authgate.StatusReasonRevoked})
 		})
 	})
 	return out, err

@@ -35,6 +35,38 @@ type Vault struct {
 	store storage.Store
 	keys  Keys
 	clock clock.Clock
+	// onChange, when set, runs in the transaction of every status change.
+	onChange func(ctx context.Context, q storage.Queries, ch Change) error
+}
+
+// Change is a credential's status change (or its renewal by the user), as
+// a hook sees it inside the transaction that makes it.
+type Change struct {
+	Credential authgate.Credential // after the change
+	From       authgate.CredentialStatus
+	// Renewed: the user connected again or the credential was re-imported
+	// (new tokens and grant from outside), whatever the status was before.
+	Renewed bool
+	// Revocation: the provider said the grant is gone (invalid_grant or a
+	// revocation), as opposed to a scope or policy problem.
+	Revocation bool
+	Actor      string
+}
+
+// OnChange sets fn to run inside the transaction of every credential status
+// change and renewal, after the row and its events are written: what must
+// happen exactly once per change (webhook deliveries, resuming blocked
+// runs) is enqueued there, so it commits or rolls back with the change. An
+// error from fn rolls the change back. Set it before the vault is used.
+func (v *Vault) OnChange(fn func(ctx context.Context, q storage.Queries, ch Change) error) {
+	v.onChange = fn
+}
+
+func (v *Vault) changed(ctx context.Context, q storage.Queries, ch Change) error {
+	if v.onChange == nil {
+		return nil
+	}
+	return v.onChange(ctx, q, ch)
 }
 
 // Keys seals and opens secrets: a *keyring.Keyring, or a *keyring.Source
@@ -264,7 +296,7 @@ func (v *Vault) RevokeWith(ctx context.Context, tenant authgate.TenantID, id aut
 			"workspace_id":      rec.WorkspaceID,
 			"credential_status": authgate.CredentialStatusRevoked,
 		})
-		now := v.now()
+		now, prev := v.now(), rec.Status
 		rec.Status, rec.StatusReason = authgate.CredentialStatusRevoked, authgate.StatusReasonDisconnected
 		rec.AccessToken, rec.AccessTokenFP, rec.AccessTokenExpiresAt = keyring.Sealed{}, "", time.Time{}
 		rec.RefreshToken, rec.RefreshTokenFP = keyring.Sealed{}, ""
@@ -276,7 +308,7 @@ func (v *Vault) RevokeWith(ctx context.Context, tenant authgate.TenantID, id aut
 			return err
 		}
 		out = Public(rec)
-		return nil
+		return v.changed(ctx, q, Change{Credential: out, From: prev, Actor: actor})
 	})
 	return out, err
 }

@@ -42,6 +42,9 @@ func (v *Vault) RecordVerification(ctx context.Context, tenant authgate.TenantID
 					Details: eventDetails(map[string]any{"reason": authgate.StatusReasonIdentityMismatch, "previous_status": authgate.CredentialStatusActive})}); err != nil {
 					return err
 				}
+				if err := v.changed(ctx, q, Change{Credential: Public(rec), From: authgate.CredentialStatusActive, Actor: actor}); err != nil {
+					return err
+				}
 			}
 			res.VerifiedAt = now
 			res.Credential = authgate.VerifiedCredential{ID: rec.ID, Provider: rec.Provider, Status: rec.Status, StatusReason: rec.StatusReason,

@@ -1,12 +1,12 @@
-// Package worker runs authgate's background work. For now: webhooks — each
-// tenant's endpoints (the signing secret sealed with the master keys and
-// shown once), one stored delivery per event and endpoint (stored before
-// anything is sent, so a restart loses none), and the sender that posts
-// due deliveries signed (package webhook) and retries them with backoff.
+// Package worker is authgate's webhooks: each tenant's endpoints (the
+// signing secret sealed with the master keys and shown once), one stored
+// delivery per event and endpoint, stored and enqueued in the transaction of
+// the change it reports (NotifyTx), and one signed attempt at a delivery
+// (Deliver). When and where attempts run — once across instances, retried
+// on a schedule, dead after the last — is River's job (package jobs).
 //
 // It must never log or return an endpoint's secret after its creation, nor
-// send a delivery that was not stored first. The River issue moves the
-// sending onto its queue: callers only see Notify.
+// send a delivery that was not stored first.
 package worker
 
 import (
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -39,11 +40,18 @@ type Sealer interface {
 
 // WebhooksConfig wires Webhooks.
 type WebhooksConfig struct {
-	Store  storage.Store
-	Keys   Sealer
-	Clock  clock.Clock  // clock.Real{} when nil
-	Client *http.Client // a 10 s timeout client when nil
+	Store storage.Store
+	Keys  Sealer
+	Clock clock.Clock // clock.Real{} when nil
+	// Dialer opens the connections to endpoints (a plain net.Dialer when
+	// nil); an address policy plugs in as its Control hook, so an address
+	// a name resolves to after registration is checked at connect time.
+	Dialer *net.Dialer
+	// Client, when set, replaces the client built on Dialer (tests).
+	Client *http.Client
 	Logger *slog.Logger
+	// Enqueue schedules the sending of stored deliveries (River).
+	Enqueue Enqueuer
 	// AllowPrivate allows endpoints on loopback and private addresses
 	// (tests, single-machine installs).
 	AllowPrivate bool
@@ -51,8 +59,7 @@ type WebhooksConfig struct {
 
 // Webhooks stores endpoints and deliveries and sends them.
 type Webhooks struct {
-	cfg  WebhooksConfig
-	kick chan struct{}
+	cfg WebhooksConfig
 }
 
 // NewWebhooks returns Webhooks.
@@ -61,12 +68,28 @@ func NewWebhooks(cfg WebhooksConfig) *Webhooks {
 		cfg.Clock = clock.Real{}
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		cfg.Client = NewClient(cfg.Dialer)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Webhooks{cfg: cfg, kick: make(chan struct{}, 1)}
+	return &Webhooks{cfg: cfg}
+}
+
+// SendTimeout bounds one delivery attempt, answer included: a slow
+// endpoint holds one worker for at most this long.
+const SendTimeout = 10 * time.Second
+
+// NewClient is the client deliveries are posted with: connections opened by
+// dialer (whose Control hook can refuse an address), no redirects followed,
+// no proxy from the environment, SendTimeout per attempt.
+func NewClient(dialer *net.Dialer) *http.Client {
+	if dialer == nil {
+		dialer = &net.Dialer{Timeout: 5 * time.Second}
+	}
+	tr := &http.Transport{DialContext: dialer.DialContext, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4,
+		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: SendTimeout}
+	return &http.Client{Transport: tr, Timeout: SendTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // AddEndpoint stores an endpoint for tenant with a fresh secret, returned
@@ -112,10 +135,23 @@ func (w *Webhooks) DeleteEndpoint(ctx context.Context, tenant authgate.TenantID,
 	return err
 }
 
-// Notify stores one delivery of event typ with data for each of the
-// tenant's endpoints, in one transaction, and wakes the sender.
+// Enqueuer schedules the sending of stored deliveries in the caller's
+// transaction (River jobs: see package jobs).
+type Enqueuer interface {
+	EnqueueDeliveriesTx(ctx context.Context, q storage.Queries, ds []*storage.WebhookDelivery) error
+}
+
+// Notify is NotifyTx in a transaction of its own.
 func (w *Webhooks) Notify(ctx context.Context, tenant authgate.TenantID, typ authgate.WebhookEventType, data any) error {
-	es, err := w.cfg.Store.WebhookEndpointList(ctx, tenant)
+	return w.cfg.Store.Tx(ctx, func(q storage.Queries) error { return w.NotifyTx(ctx, q, tenant, typ, data) })
+}
+
+// NotifyTx stores one delivery of event typ with data for each of the
+// tenant's endpoints and enqueues the sending of each, on q: inside the
+// transaction of the change the event reports, so the event exists if and
+// only if the change committed, once.
+func (w *Webhooks) NotifyTx(ctx context.Context, q storage.Queries, tenant authgate.TenantID, typ authgate.WebhookEventType, data any) error {
+	es, err := q.WebhookEndpointList(ctx, tenant)
 	if err != nil || len(es) == 0 {
 		return err
 	}
@@ -124,80 +160,125 @@ func (w *Webhooks) Notify(ctx context.Context, tenant authgate.TenantID, typ aut
 		return fmt.Errorf("webhook %s: %w", typ, err)
 	}
 	now := w.cfg.Clock.Now().UTC().Truncate(time.Microsecond)
-	err = w.cfg.Store.Tx(ctx, func(q storage.Queries) error {
-		for _, e := range es {
-			id := authgate.NewWebhookDeliveryID()
-			body, err := json.Marshal(authgate.WebhookEvent{ID: id, Type: typ, TenantID: tenant, CreatedAt: now, Data: raw})
-			if err != nil {
-				return err
-			}
-			if err := q.WebhookDeliveryInsert(ctx, &storage.WebhookDelivery{ID: id, TenantID: tenant, EndpointID: e.ID, EventType: typ, Payload: body,
-				NextAttemptAt: now, CreatedAt: now}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("webhook %s: %w", typ, err)
-	}
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// Backoff is the wait after the nth failed attempt (1-based): 10 s doubling
-// to at most an hour.
-func Backoff(n int) time.Duration {
-	d := 10 * time.Second
-	for i := 1; i < n && d < time.Hour; i++ {
-		d *= 2
-	}
-	return min(d, time.Hour)
-}
-
-// SendDue sends every delivery due now, once each, and records each
-// attempt; it returns how many were delivered.
-func (w *Webhooks) SendDue(ctx context.Context) (int, error) {
-	due, err := w.cfg.Store.WebhookDeliveryListDue(ctx, storage.WebhookDeliveryListDueParams{Now: w.cfg.Clock.Now(), Limit: 100})
-	if err != nil {
-		return 0, fmt.Errorf("webhooks due: %w", err)
-	}
-	endpoints := map[authgate.TenantID][]*storage.WebhookEndpoint{}
-	sent := 0
-	for _, d := range due {
-		es, ok := endpoints[d.TenantID]
-		if !ok {
-			if es, err = w.cfg.Store.WebhookEndpointList(ctx, d.TenantID); err != nil {
-				return sent, err
-			}
-			endpoints[d.TenantID] = es
-		}
-		var ep *storage.WebhookEndpoint
-		for _, e := range es {
-			if e.ID == d.EndpointID {
-				ep = e
-			}
-		}
-		if ep == nil {
-			continue // deleted meanwhile: its deliveries go with it
-		}
-		err := w.send(ctx, ep, d)
-		p := storage.WebhookDeliveryRecordAttemptParams{ID: d.ID, At: w.cfg.Clock.Now(), Delivered: err == nil}
+	ds := make([]*storage.WebhookDelivery, 0, len(es))
+	for _, e := range es {
+		id := authgate.NewWebhookDeliveryID()
+		body, err := json.Marshal(authgate.WebhookEvent{ID: id, Type: typ, TenantID: tenant, CreatedAt: now, Data: raw})
 		if err != nil {
-			p.LastError = truncate(err.Error(), 500)
-			p.NextAttemptAt = p.At.Add(Backoff(d.Attempts + 1))
-			w.cfg.Logger.WarnContext(ctx, "webhook delivery failed", "delivery_id", string(d.ID), "endpoint_id", string(ep.ID), "attempt", d.Attempts+1, "error", p.LastError)
-		} else {
-			sent++
+			return err
 		}
-		if err := w.cfg.Store.WebhookDeliveryRecordAttempt(ctx, p); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return sent, err
+		d := &storage.WebhookDelivery{ID: id, TenantID: tenant, EndpointID: e.ID, EventType: typ, Payload: body, NextAttemptAt: now, CreatedAt: now}
+		if err := q.WebhookDeliveryInsert(ctx, d); err != nil {
+			return fmt.Errorf("webhook %s: %w", typ, err)
+		}
+		ds = append(ds, d)
+	}
+	if w.cfg.Enqueue == nil {
+		return errors.New("webhooks: no queue to send deliveries with")
+	}
+	return w.cfg.Enqueue.EnqueueDeliveriesTx(ctx, q, ds)
+}
+
+// ErrGone: the delivery or its endpoint no longer exists (deleted), or it
+// was delivered already; there is nothing to send.
+var ErrGone = errors.New("webhook delivery gone or finished")
+
+// Deliver makes one attempt at a stored delivery and records it: delivered,
+// or failed (dead when last is set: nothing will retry it). It returns the
+// endpoint id (for per-endpoint limits, before sending: see Endpoint) and
+// the attempt's error; ErrGone when there is nothing to send.
+func (w *Webhooks) Deliver(ctx context.Context, id authgate.WebhookDeliveryID, last bool, nextAttempt time.Time) error {
+	d, err := w.cfg.Store.WebhookDeliveryGet(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return ErrGone
+	}
+	if err != nil {
+		return err
+	}
+	if d.Status() != storage.WebhookDeliveryPending {
+		return ErrGone
+	}
+	ep, err := w.endpoint(ctx, d)
+	if err != nil {
+		return err
+	}
+	sendErr := w.send(ctx, ep, d)
+	p := storage.WebhookDeliveryRecordAttemptParams{ID: d.ID, At: w.cfg.Clock.Now(), Delivered: sendErr == nil}
+	if sendErr != nil {
+		p.LastError, p.Dead, p.NextAttemptAt = truncate(sendErr.Error(), 500), last, nextAttempt
+		w.cfg.Logger.WarnContext(ctx, "webhook delivery failed", "delivery_id", string(d.ID), "endpoint_id", string(ep.ID), "attempt", d.Attempts+1, "dead", last, "error", p.LastError)
+	}
+	// Recorded on a context of its own: an attempt that happened is
+	// recorded even when the job's context ends right after.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.cfg.Store.WebhookDeliveryRecordAttempt(rctx, p); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return errors.Join(sendErr, err)
+	}
+	return sendErr
+}
+
+// EndpointOf names the endpoint a delivery goes to ("" when it is gone).
+func (w *Webhooks) EndpointOf(ctx context.Context, id authgate.WebhookDeliveryID) (authgate.WebhookEndpointID, error) {
+	d, err := w.cfg.Store.WebhookDeliveryGet(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return d.EndpointID, nil
+}
+
+func (w *Webhooks) endpoint(ctx context.Context, d *storage.WebhookDelivery) (*storage.WebhookEndpoint, error) {
+	es, err := w.cfg.Store.WebhookEndpointList(ctx, d.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range es {
+		if e.ID == d.EndpointID {
+			return e, nil
 		}
 	}
-	return sent, nil
+	return nil, ErrGone // deleted meanwhile: its deliveries go with it
+}
+
+// PublicDelivery is a delivery as the API and CLI show it (no body).
+func PublicDelivery(d *storage.WebhookDelivery) authgate.WebhookDelivery {
+	out := authgate.WebhookDelivery{ID: d.ID, EndpointID: d.EndpointID, EventType: d.EventType, Status: authgate.WebhookDeliveryStatus(d.Status()),
+		Attempts: d.Attempts, LastError: d.LastError, CreatedAt: d.CreatedAt}
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	out.DeliveredAt, out.DeadAt = at(d.DeliveredAt), at(d.DeadAt)
+	if out.Status == authgate.WebhookDeliveryPending {
+		out.NextAttemptAt = at(d.NextAttemptAt)
+	}
+	return out
+}
+
+// DeliveriesParams filters a tenant's deliveries.
+type DeliveriesParams struct {
+	EndpointID authgate.WebhookEndpointID
+	Status     storage.WebhookDeliveryStatus
+	Before     authgate.WebhookDeliveryID
+	Limit      int
+}
+
+// Deliveries lists a tenant's deliveries, newest first, with their status
+// (pending, delivered, dead), attempts and last error; never a payload's
+// signature or an endpoint's secret.
+func (w *Webhooks) Deliveries(ctx context.Context, tenant authgate.TenantID, p DeliveriesParams) ([]*storage.WebhookDelivery, error) {
+	switch p.Status {
+	case "", storage.WebhookDeliveryPending, storage.WebhookDeliveryDelivered, storage.WebhookDeliveryDead:
+	default:
+		return nil, authgate.Errorf(authgate.ClassInvalidRequest, "status must be pending, delivered or dead")
+	}
+	return w.cfg.Store.WebhookDeliveryList(ctx, storage.WebhookDeliveryListParams{TenantID: tenant, EndpointID: p.EndpointID, Status: p.Status,
+		BeforeID: p.Before, Limit: p.Limit})
 }
 
 func (w *Webhooks) send(ctx context.Context, ep *storage.WebhookEndpoint, d *storage.WebhookDelivery) error {
@@ -224,24 +305,6 @@ func (w *Webhooks) send(ctx context.Context, ep *storage.WebhookEndpoint, d *sto
 		return fmt.Errorf("the endpoint answered HTTP %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// Run sends due deliveries until ctx ends: at once when Notify stores one,
-// and every interval for retries and what a previous process left behind.
-func (w *Webhooks) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := w.SendDue(ctx); err != nil && ctx.Err() == nil {
-			w.cfg.Logger.WarnContext(ctx, "send webhooks", "error", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.kick:
-		case <-t.C:
-		}
-	}
 }
 
 func truncate(s string, n int) string {

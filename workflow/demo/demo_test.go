@@ -122,9 +122,7 @@ func TestDemoBlockedAndResumed(t *testing.T) {
 			}
 
 			f.env.Connect(t, authgatetest.ConnectParams{UserID: "u", Provider: "google", CredentialID: f.bindings["google"], Choice: sandbox.Choice{Account: account}})
-			if got, _ := f.env.Client.Run(f.ctx, run.ID); got.State != authgate.RunStateRunning {
-				t.Fatalf("after reconnect %s", got.State)
-			}
+			authgatetest.WaitRun(t, f.env.Client, run.ID, authgate.RunStateRunning)
 			run, err = r.Resume(f.ctx, run.ID)
 			if err != nil || run.State != authgate.RunStateSucceeded {
 				t.Fatalf("resume: %s %v", run.State, err)

@@ -146,15 +146,15 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // level, and CredentialGetByID locks the row it reads until commit; a unique
 // violation surfaces as storage.ErrConflict for the caller to retry.
 func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error {
-	return s.tx(ctx, func(tx sqlstore.DB) error { return fn(sqlstore.InTransaction(tx, dialect)) })
+	return s.tx(ctx, func(tx sqlstore.DB, native any) error { return fn(sqlstore.InTransaction(tx, dialect, native)) })
 }
 
-func (s *Store) tx(ctx context.Context, fn func(tx sqlstore.DB) error) error {
+func (s *Store) tx(ctx context.Context, fn func(tx sqlstore.DB, native any) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(db{tx}); err != nil {
+	if err := fn(db{tx}, tx); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
 	}
@@ -186,5 +186,8 @@ func mapErr(err error) error {
 // migrate applies the embedded migrations the database lacks in one
 // transaction, after taking the advisory lock.
 func (s *Store) migrate(ctx context.Context) error {
-	return sqlstore.MigrateFS(ctx, s.tx, dialect, migrationFiles, "migrations")
+	if err := sqlstore.MigrateFS(ctx, s.tx, dialect, migrationFiles, "migrations", nil); err != nil {
+		return err
+	}
+	return s.migrateRiver(ctx)
 }

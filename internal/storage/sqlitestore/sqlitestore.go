@@ -194,15 +194,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // Tx runs fn in one immediate transaction on the write connection. Inside fn,
 // use only q: the Store's own methods would wait for the connection fn holds.
 func (s *Store) Tx(ctx context.Context, fn func(q storage.Queries) error) error {
-	return s.tx(ctx, func(tx sqlstore.DB) error { return fn(sqlstore.InTransaction(tx, dialect)) })
+	return s.tx(ctx, func(tx sqlstore.DB, native any) error { return fn(sqlstore.InTransaction(tx, dialect, native)) })
 }
 
-func (s *Store) tx(ctx context.Context, fn func(tx sqlstore.DB) error) error {
+func (s *Store) tx(ctx context.Context, fn func(tx sqlstore.DB, native any) error) error {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fn(db{q: tx}); err != nil {
+	if err := fn(db{q: tx}, tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -272,5 +272,7 @@ func mapErr(err error) error {
 // immediate transaction: the write lock it takes first makes two processes
 // starting together apply each migration exactly once.
 func (s *Store) migrate(ctx context.Context) error {
-	return sqlstore.MigrateFS(ctx, s.tx, dialect, migrationFiles, "migrations")
+	return sqlstore.MigrateFS(ctx, s.tx, dialect, migrationFiles, "migrations", func(ctx context.Context, native any) error {
+		return migrateRiver(ctx, native.(*sql.Tx))
+	})
 }

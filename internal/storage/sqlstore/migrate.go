@@ -97,8 +97,12 @@ func Migrate(ctx context.Context, tx DB, d *Dialect, ms []Migration, now time.Ti
 }
 
 // MigrateFS loads the migrations in dir of fsys and applies the missing ones
-// in one transaction that tx runs and commits.
-func MigrateFS(ctx context.Context, tx func(ctx context.Context, fn func(DB) error) error, d *Dialect, fsys fs.FS, dir string) error {
+// in one transaction that tx runs and commits. then, when set, runs last in
+// that transaction with the driver's native transaction: River's own
+// migrations (rivermigrate) go there, so authgate's schema and the job
+// queue's are applied together, under the same lock, or not at all.
+func MigrateFS(ctx context.Context, tx func(ctx context.Context, fn func(db DB, native any) error) error, d *Dialect, fsys fs.FS, dir string,
+	then func(ctx context.Context, native any) error) error {
 	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		return err
@@ -107,5 +111,13 @@ func MigrateFS(ctx context.Context, tx func(ctx context.Context, fn func(DB) err
 	if err != nil {
 		return err
 	}
-	return tx(ctx, func(db DB) error { return Migrate(ctx, db, d, ms, time.Now()) })
+	return tx(ctx, func(db DB, native any) error {
+		if err := Migrate(ctx, db, d, ms, time.Now()); err != nil {
+			return err
+		}
+		if then == nil {
+			return nil
+		}
+		return then(ctx, native)
+	})
 }

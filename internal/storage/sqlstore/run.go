@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/storage"
@@ -52,7 +53,21 @@ func (q Queries) RunInsert(ctx context.Context, r *storage.Run) error {
 	_, err = q.W.Exec(ctx, `INSERT INTO runs (`+runColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.ID, r.TenantID, r.UserID, r.Workflow, bindings, actions, targets, r.State,
 		b.Binding, b.CredentialID, b.Class, b.Reason, b.ReconnectURL, q.ts(r.CreatedAt), q.ts(r.UpdatedAt), r.Version)
-	return q.mapErr(err)
+	if err != nil || r.State.Terminal() {
+		return q.mapErr(err)
+	}
+	seen := map[authgate.CredentialID]bool{}
+	var rows [][]any
+	for _, c := range r.Bindings {
+		if !seen[c] {
+			seen[c] = true
+			rows = append(rows, []any{r.ID, r.TenantID, c})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return q.mapErr(q.W.ExecBatch(ctx, `INSERT INTO run_bindings (run_id, tenant_id, credential_id) VALUES ($1, $2, $3)`, rows))
 }
 
 func (q Queries) scanRun(s Row) (*storage.Run, error) {
@@ -109,10 +124,17 @@ func (q Queries) RunUpdateCAS(ctx context.Context, r *storage.Run) error {
 		updated_at = $7, version = version + 1
 		WHERE id = $8 AND tenant_id = $9 AND version = $10`,
 		r.State, b.Binding, b.CredentialID, b.Class, b.Reason, b.ReconnectURL, q.ts(r.UpdatedAt), r.ID, r.TenantID, r.Version)
-	if err = q.casResult(ctx, n, err, "runs", string(r.ID)); err == nil {
-		r.Version++
+	if err = q.casResult(ctx, n, err, "runs", string(r.ID)); err != nil {
+		return err
 	}
-	return err
+	r.Version++
+	if r.State.Terminal() {
+		// A finished run needs no credential kept fresh.
+		if _, err := q.W.Exec(ctx, `DELETE FROM run_bindings WHERE run_id = $1`, r.ID); err != nil {
+			return q.mapErr(err)
+		}
+	}
+	return nil
 }
 
 const runEntryColumns = `seq, tenant_id, run_id, at, kind, from_state, to_state, step_key, binding, class, reason, details`
@@ -302,21 +324,21 @@ func (q Queries) WebhookEndpointDelete(ctx context.Context, p storage.WebhookEnd
 	return affectedOne(n, err, q.mapErr)
 }
 
-const deliveryColumns = `id, tenant_id, endpoint_id, event_type, payload, attempts, next_attempt_at, delivered_at, last_error, created_at`
+const deliveryColumns = `id, tenant_id, endpoint_id, event_type, payload, attempts, next_attempt_at, delivered_at, last_error, created_at, dead_at`
 
 func (q Queries) WebhookDeliveryInsert(ctx context.Context, d *storage.WebhookDelivery) error {
 	if !json.Valid(d.Payload) {
 		return errors.New("webhook payload is not valid JSON")
 	}
-	_, err := q.W.Exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		d.ID, d.TenantID, d.EndpointID, d.EventType, []byte(d.Payload), d.Attempts, q.ts(d.NextAttemptAt), q.ts(d.DeliveredAt), d.LastError, q.ts(d.CreatedAt))
+	_, err := q.W.Exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		d.ID, d.TenantID, d.EndpointID, d.EventType, []byte(d.Payload), d.Attempts, q.ts(d.NextAttemptAt), q.ts(d.DeliveredAt), d.LastError, q.ts(d.CreatedAt), q.ts(d.DeadAt))
 	return q.mapErr(err)
 }
 
 func (q Queries) scanDelivery(s Row) (*storage.WebhookDelivery, error) {
 	var d storage.WebhookDelivery
 	var payload []byte
-	err := s.Scan(&d.ID, &d.TenantID, &d.EndpointID, &d.EventType, &payload, &d.Attempts, at(&d.NextAttemptAt), at(&d.DeliveredAt), &d.LastError, at(&d.CreatedAt))
+	err := s.Scan(&d.ID, &d.TenantID, &d.EndpointID, &d.EventType, &payload, &d.Attempts, at(&d.NextAttemptAt), at(&d.DeliveredAt), &d.LastError, at(&d.CreatedAt), at(&d.DeadAt))
 	if err != nil {
 		return nil, q.mapErr(err)
 	}
@@ -328,12 +350,6 @@ func (q Queries) WebhookDeliveryGet(ctx context.Context, id authgate.WebhookDeli
 	return q.scanDelivery(q.R.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, id))
 }
 
-func (q Queries) WebhookDeliveryListDue(ctx context.Context, p storage.WebhookDeliveryListDueParams) ([]*storage.WebhookDelivery, error) {
-	return queryRows(ctx, q, q.R, q.scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries
-		WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2`,
-		q.ts(p.Now), storage.ClampLimit(p.Limit, 100, 1000))
-}
-
 func (q Queries) WebhookDeliveryRecordAttempt(ctx context.Context, p storage.WebhookDeliveryRecordAttemptParams) error {
 	var n int64
 	var err error
@@ -341,8 +357,73 @@ func (q Queries) WebhookDeliveryRecordAttempt(ctx context.Context, p storage.Web
 		n, err = q.W.Exec(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = $1, last_error = ''
 			WHERE id = $2 AND delivered_at IS NULL`, q.ts(p.At), p.ID)
 	} else {
-		n, err = q.W.Exec(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2
-			WHERE id = $3 AND delivered_at IS NULL`, p.LastError, q.ts(p.NextAttemptAt), p.ID)
+		var dead any
+		if p.Dead {
+			dead = q.ts(p.At)
+		}
+		n, err = q.W.Exec(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $1, next_attempt_at = COALESCE($2, next_attempt_at), dead_at = $3
+			WHERE id = $4 AND delivered_at IS NULL`, p.LastError, q.ts(p.NextAttemptAt), dead, p.ID)
 	}
 	return affectedOne(n, err, q.mapErr)
+}
+
+func (q Queries) WebhookDeliveryList(ctx context.Context, p storage.WebhookDeliveryListParams) ([]*storage.WebhookDelivery, error) {
+	where, args := `tenant_id = $1`, []any{p.TenantID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where += fmt.Sprintf(` AND `+cond, len(args))
+	}
+	if p.EndpointID != "" {
+		add(`endpoint_id = $%d`, p.EndpointID)
+	}
+	if p.BeforeID != "" {
+		add(`id`+q.D.ByteOrder+` < $%d`, p.BeforeID)
+	}
+	switch p.Status {
+	case storage.WebhookDeliveryDelivered:
+		where += ` AND delivered_at IS NOT NULL`
+	case storage.WebhookDeliveryDead:
+		where += ` AND dead_at IS NOT NULL AND delivered_at IS NULL`
+	case storage.WebhookDeliveryPending:
+		where += ` AND dead_at IS NULL AND delivered_at IS NULL`
+	}
+	args = append(args, storage.ClampLimit(p.Limit, 100, 1000))
+	return queryRows(ctx, q, q.R, q.scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE `+where+
+		` ORDER BY created_at DESC, id`+q.D.ByteOrder+` DESC LIMIT $`+fmt.Sprint(len(args)), args...)
+}
+
+func (q Queries) WebhookDeliveryDeleteFinished(ctx context.Context, p storage.WebhookDeliveryDeleteFinishedParams) (int64, error) {
+	n, err := q.W.Exec(ctx, `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+		WHERE (delivered_at IS NOT NULL OR dead_at IS NOT NULL) AND created_at < $1 LIMIT $2)`, q.ts(p.Before), storage.ClampLimit(p.Limit, 1000, 10000))
+	return n, q.mapErr(err)
+}
+
+func (q Queries) IdempotentResultPut(ctx context.Context, p storage.IdempotentResultPutParams) ([]byte, bool, error) {
+	n, err := q.W.Exec(ctx, `INSERT INTO idempotent_results (tenant_id, scope, key, result, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant_id, scope, key) DO NOTHING`, p.TenantID, p.Scope, p.Key, p.Result, q.ts(p.At))
+	if err != nil {
+		return nil, false, q.mapErr(err)
+	}
+	if n == 1 {
+		return p.Result, true, nil
+	}
+	// Read on the writer: the row another writer just committed.
+	res, err := q.idempotentGet(ctx, q.W, storage.IdempotentResultGetParams{TenantID: p.TenantID, Scope: p.Scope, Key: p.Key})
+	return res, false, err
+}
+
+func (q Queries) IdempotentResultGet(ctx context.Context, p storage.IdempotentResultGetParams) ([]byte, error) {
+	return q.idempotentGet(ctx, q.R, p)
+}
+
+func (q Queries) idempotentGet(ctx context.Context, db DB, p storage.IdempotentResultGetParams) ([]byte, error) {
+	var res []byte
+	err := db.QueryRow(ctx, `SELECT result FROM idempotent_results WHERE tenant_id = $1 AND scope = $2 AND key = $3`, p.TenantID, p.Scope, p.Key).Scan(&res)
+	return res, q.mapErr(err)
+}
+
+func (q Queries) IdempotentResultDeleteBefore(ctx context.Context, before time.Time, limit int) (int64, error) {
+	n, err := q.W.Exec(ctx, `DELETE FROM idempotent_results WHERE (tenant_id, scope, key) IN (SELECT tenant_id, scope, key FROM idempotent_results
+		WHERE created_at < $1 LIMIT $2)`, q.ts(before), storage.ClampLimit(limit, 1000, 10000))
+	return n, q.mapErr(err)
 }

@@ -75,12 +75,22 @@ type Queries struct {
 	R, W DB
 	D    *Dialect
 	InTx bool
+	// Native is the driver's own transaction inside Tx (*sql.Tx on
+	// SQLite, pgx.Tx on PostgreSQL), nil outside: what River's InsertTx
+	// takes so that a job commits with the change that causes it.
+	Native any
 }
 
 var _ storage.Queries = Queries{}
 
-// InTransaction is the Queries a backend's Tx hands its callback.
-func InTransaction(tx DB, d *Dialect) Queries { return Queries{R: tx, W: tx, D: d, InTx: true} }
+// InTransaction is the Queries a backend's Tx hands its callback; native
+// is the driver's transaction that tx wraps.
+func InTransaction(tx DB, d *Dialect, native any) Queries {
+	return Queries{R: tx, W: tx, D: d, InTx: true, Native: native}
+}
+
+// NativeTx is the driver's transaction q runs in (see storage.NativeTx).
+func (q Queries) NativeTx() any { return q.Native }
 
 func (q Queries) mapErr(err error) error {
 	if err == nil {

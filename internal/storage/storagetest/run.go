@@ -326,32 +326,67 @@ func testWebhooks(t *testing.T, s storage.Store) {
 	if err := s.WebhookDeliveryInsert(ctx, later); err != nil {
 		t.Fatal(err)
 	}
-	due, err := s.WebhookDeliveryListDue(ctx, storage.WebhookDeliveryListDueParams{Now: base})
-	if err != nil || len(due) != 1 {
-		t.Fatalf("due = %v, %v; want one", due, err)
+	got, err := s.WebhookDeliveryGet(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff(d, due[0]); diff != "" {
+	if diff := cmp.Diff(d, got); diff != "" {
 		t.Fatalf("delivery round trip, payload byte for byte (-want +got):\n%s", diff)
 	}
 	// A failure reschedules; a success ends it.
 	if err := s.WebhookDeliveryRecordAttempt(ctx, storage.WebhookDeliveryRecordAttemptParams{ID: d.ID, At: base, LastError: "503", NextAttemptAt: base.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.WebhookDeliveryListDue(ctx, storage.WebhookDeliveryListDueParams{Now: base.Add(time.Second)}); len(due) != 0 {
-		t.Fatalf("a rescheduled delivery is due early: %v", due)
+	if got, _ := s.WebhookDeliveryGet(ctx, d.ID); got.Attempts != 1 || !got.NextAttemptAt.Equal(base.Add(time.Minute)) || got.LastError != "503" || got.Status() != storage.WebhookDeliveryPending {
+		t.Fatalf("after a failed attempt %+v", got)
 	}
 	if err := s.WebhookDeliveryRecordAttempt(ctx, storage.WebhookDeliveryRecordAttemptParams{ID: d.ID, At: base.Add(time.Minute), Delivered: true}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.WebhookDeliveryGet(ctx, d.ID)
+	got, err = s.WebhookDeliveryGet(ctx, d.ID)
 	if err != nil || got.Attempts != 2 || !got.DeliveredAt.Equal(base.Add(time.Minute)) || got.LastError != "" {
 		t.Fatalf("delivered = %+v, %v", got, err)
 	}
 	if err := s.WebhookDeliveryRecordAttempt(ctx, storage.WebhookDeliveryRecordAttemptParams{ID: d.ID, At: base, Delivered: true}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("recording an attempt on a delivered delivery = %v; want ErrNotFound", err)
 	}
-	if due, _ := s.WebhookDeliveryListDue(ctx, storage.WebhookDeliveryListDueParams{Now: base.Add(2 * time.Hour)}); len(due) != 1 || due[0].ID != later.ID {
-		t.Fatalf("due later = %v", due)
+
+	// A last failed attempt makes a delivery dead: listed as such, and
+	// pruned with the delivered ones once old enough; pending ones stay.
+	dead := &storage.WebhookDelivery{ID: authgate.NewWebhookDeliveryID(), TenantID: tn.ID, EndpointID: ep.ID, EventType: authgate.WebhookEventRunFinished,
+		Payload: json.RawMessage(`{}`), NextAttemptAt: base, CreatedAt: base.Add(time.Second)}
+	if err := s.WebhookDeliveryInsert(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WebhookDeliveryRecordAttempt(ctx, storage.WebhookDeliveryRecordAttemptParams{ID: dead.ID, At: base.Add(time.Hour), LastError: "timeout", Dead: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.WebhookDeliveryGet(ctx, dead.ID); err != nil || got.Status() != storage.WebhookDeliveryDead || !got.DeadAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("dead delivery = %+v, %v", got, err)
+	}
+	for status, want := range map[storage.WebhookDeliveryStatus][]authgate.WebhookDeliveryID{
+		"": {dead.ID, d.ID, later.ID}, storage.WebhookDeliveryDead: {dead.ID}, storage.WebhookDeliveryDelivered: {d.ID}, storage.WebhookDeliveryPending: {later.ID},
+	} {
+		l, err := s.WebhookDeliveryList(ctx, storage.WebhookDeliveryListParams{TenantID: tn.ID, Status: status})
+		if err != nil || len(l) != len(want) {
+			t.Fatalf("list %q = %v, %v; want %v", status, l, err, want)
+		}
+		for i := range l {
+			if l[i].ID != want[i] && status == "" && i > 0 {
+				continue // d and later share created_at: their order is by id
+			} else if l[i].ID != want[i] && status != "" {
+				t.Fatalf("list %q [%d] = %s; want %s", status, i, l[i].ID, want[i])
+			}
+		}
+	}
+	if l, _ := s.WebhookDeliveryList(ctx, storage.WebhookDeliveryListParams{TenantID: other.ID}); len(l) != 0 {
+		t.Fatalf("another tenant lists %d deliveries", len(l))
+	}
+	if n, err := s.WebhookDeliveryDeleteFinished(ctx, storage.WebhookDeliveryDeleteFinishedParams{Before: base.Add(time.Minute)}); err != nil || n != 2 {
+		t.Fatalf("prune = %d, %v; want the delivered and the dead one", n, err)
+	}
+	if _, err := s.WebhookDeliveryGet(ctx, later.ID); err != nil {
+		t.Fatalf("pruning took a pending delivery: %v", err)
 	}
 
 	// Deleting an endpoint deletes its deliveries; only its tenant may.
@@ -363,6 +398,105 @@ func testWebhooks(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.WebhookDeliveryGet(ctx, later.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("delivery of a deleted endpoint = %v; want ErrNotFound", err)
+	}
+}
+
+func testIdempotentResults(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	p := storage.IdempotentResultPutParams{TenantID: "ten_a", Scope: "mcp", Key: "k1", Result: []byte(`{"id":1}`), At: base}
+	if res, stored, err := s.IdempotentResultPut(ctx, p); err != nil || !stored || string(res) != `{"id":1}` {
+		t.Fatalf("first put = %s %v %v", res, stored, err)
+	}
+	second := p
+	second.Result = []byte(`{"id":2}`)
+	if res, stored, err := s.IdempotentResultPut(ctx, second); err != nil || stored || string(res) != `{"id":1}` {
+		t.Fatalf("second put = %s %v %v; want the first result, not stored", res, stored, err)
+	}
+	other := second
+	other.TenantID = "ten_b"
+	if _, stored, err := s.IdempotentResultPut(ctx, other); err != nil || !stored {
+		t.Fatalf("another tenant's key is its own: %v %v", stored, err)
+	}
+	if _, err := s.IdempotentResultGet(ctx, storage.IdempotentResultGetParams{TenantID: "ten_a", Scope: "mcp", Key: "nope"}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("get missing = %v", err)
+	}
+	if n, err := s.IdempotentResultDeleteBefore(ctx, base.Add(time.Second), 100); err != nil || n != 2 {
+		t.Fatalf("delete = %d %v", n, err)
+	}
+}
+
+// testSweepQueries: what proactive refresh and the health sweep read. A
+// credential bound to an unfinished run is refreshed ahead (by expiry);
+// one bound to none is checked on its schedule; finishing the run moves it
+// from the first to the second.
+func testSweepQueries(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	bound, idle, later := newCredential(tn.ID, "u1"), newCredential(tn.ID, "u2"), newCredential(tn.ID, "u3")
+	bound.AccessTokenExpiresAt, idle.AccessTokenExpiresAt, later.AccessTokenExpiresAt = base.Add(time.Hour), base.Add(time.Minute), base.Add(2*time.Hour)
+	for _, c := range []*storage.Credential{bound, idle, later} {
+		mustInsert(t, s, c)
+	}
+	r := NewRun(tn.ID, "u1", bound.ID)
+	r.Bindings["again"] = bound.ID // bound twice: listed once
+	mustRun(t, s, r)
+	r2 := NewRun(tn.ID, "u3", later.ID)
+	mustRun(t, s, r2)
+	ids := func(cs []*storage.Credential) []authgate.CredentialID {
+		var out []authgate.CredentialID
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	got, err := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour)})
+	if err != nil || !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID, later.ID}) {
+		t.Fatalf("bound expiring = %v, %v; want %s then %s (by expiry), not the idle one", ids(got), err, bound.ID, later.ID)
+	}
+	page, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour), AfterExpiry: bound.AccessTokenExpiresAt, AfterID: bound.ID})
+	if !cmp.Equal(ids(page), []authgate.CredentialID{later.ID}) {
+		t.Fatalf("next page = %v", ids(page))
+	}
+	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(90 * time.Minute)}); !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID}) {
+		t.Fatalf("bound expiring before 90 min = %v", ids(got))
+	}
+	// Planned for its current token: not listed again until the token changes.
+	if err := s.RefreshPlanned(ctx, later.ID, later.AccessTokenExpiresAt); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour)}); !cmp.Equal(ids(got), []authgate.CredentialID{bound.ID}) {
+		t.Fatalf("after planning %s: %v", later.ID, ids(got))
+	}
+	if err := s.RefreshPlanned(ctx, later.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base})
+	if err != nil || len(due) != 1 || due[0].ID != idle.ID || !due[0].NextCheckAt.IsZero() || due[0].Provider != "google" || due[0].TenantID != tn.ID {
+		t.Fatalf("check due = %+v, %v; want the idle one, never planned", due, err)
+	}
+	if err := s.CredentialCheckSchedule(ctx, storage.CredentialCheckScheduleParams{ID: idle.ID, TenantID: tn.ID, Next: base.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base}); len(due) != 0 {
+		t.Fatalf("a planned check is due early: %+v", due)
+	}
+	if err := s.CredentialCheckSchedule(ctx, storage.CredentialCheckScheduleParams{ID: idle.ID, TenantID: tn.ID, Next: base.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	due, _ = s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base.Add(3 * time.Hour)})
+	if len(due) != 1 || !due[0].NextCheckAt.Equal(base.Add(2*time.Hour)) {
+		t.Fatalf("check due later = %+v", due)
+	}
+	// The run finishes: its credential is idle now.
+	r.State, r.UpdatedAt = authgate.RunStateSucceeded, base
+	if err := s.RunUpdateCAS(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.CredentialListBoundExpiring(ctx, storage.CredentialListBoundExpiringParams{Before: base.Add(3 * time.Hour)}); !cmp.Equal(ids(got), []authgate.CredentialID{later.ID}) {
+		t.Fatalf("after the run finished = %v", ids(got))
+	}
+	if due, _ := s.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: base}); len(due) != 1 || due[0].ID != bound.ID {
+		t.Fatalf("check due after the run finished = %+v", due)
 	}
 }
 

@@ -54,6 +54,8 @@ func Run(t *testing.T, open Open) {
 		{"RunTimeline", testRunTimeline},
 		{"Steps", testSteps},
 		{"Webhooks", testWebhooks},
+		{"IdempotentResults", testIdempotentResults},
+		{"SweepQueries", testSweepQueries},
 		{"CredentialSetVerified", testCredentialSetVerified},
 		{"CredentialPromise", testCredentialPromise},
 	}

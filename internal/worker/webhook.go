@@ -26,6 +26,7 @@ import (
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/netpolicy"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/webhook"
@@ -42,11 +43,14 @@ type WebhooksConfig struct {
 	Store  storage.Store
 	Keys   Sealer
 	Clock  clock.Clock  // clock.Real{} when nil
-	Client *http.Client // a 10 s timeout client when nil
+	Client *http.Client // netpolicy.Client(Policy, 10s) when nil; another must enforce Policy itself
 	Logger *slog.Logger
-	// AllowPrivate allows endpoints on loopback and private addresses
-	// (tests, single-machine installs).
-	AllowPrivate bool
+	// Policy says which addresses endpoints may point at: checked when an
+	// endpoint is added and, through Client, on every connection.
+	Policy netpolicy.Policy
+	// AllowHTTP allows plain http endpoints (development, and receivers on
+	// networks the operator opened); otherwise https is required.
+	AllowHTTP bool
 }
 
 // Webhooks stores endpoints and deliveries and sends them.
@@ -61,7 +65,7 @@ func NewWebhooks(cfg WebhooksConfig) *Webhooks {
 		cfg.Clock = clock.Real{}
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		cfg.Client = netpolicy.Client(cfg.Policy, 10*time.Second)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -76,8 +80,11 @@ func (w *Webhooks) AddEndpoint(ctx context.Context, tenant authgate.TenantID, ra
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(rawURL) > 2000 {
 		return authgate.WebhookEndpoint{}, authgate.Errorf(authgate.ClassInvalidRequest, "url must be an absolute http(s) URL without credentials")
 	}
-	if u.Scheme == "http" && !w.cfg.AllowPrivate {
+	if u.Scheme == "http" && !w.cfg.AllowHTTP {
 		return authgate.WebhookEndpoint{}, authgate.Errorf(authgate.ClassInvalidRequest, "url must be https")
+	}
+	if err := w.cfg.Policy.CheckEndpoint(ctx, u); err != nil {
+		return authgate.WebhookEndpoint{}, err
 	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)

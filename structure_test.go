@@ -62,6 +62,7 @@ var layers = []struct {
 }{
 	{0, []string{""}}, // the root vocabulary
 	{1, []string{"/internal/returnurl", "/internal/secret", "/internal/keyring", "/internal/clock", "/internal/catalog", "/internal/classify", "/internal/httprec", "/internal/loadgen", "/webhook", "/workflow", "/connector"}},
+	{1, []string{"/internal/netpolicy"}}, // outbound address policy (webhooks)
 	{2, []string{"/internal/storage"}},
 	{3, []string{"/internal/vault", "/internal/tenancy"}},
 	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector", "/internal/verify"}},

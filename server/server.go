@@ -30,6 +30,7 @@ import (
 	"github.com/authgate/authgate/internal/jobs"
 	"github.com/authgate/authgate/internal/keyring"
 	"github.com/authgate/authgate/internal/mcpserver"
+	"github.com/authgate/authgate/internal/netpolicy"
 	"github.com/authgate/authgate/internal/refresh"
 	"github.com/authgate/authgate/internal/returnurl"
 	"github.com/authgate/authgate/internal/secret"
@@ -89,9 +90,6 @@ type Config struct {
 	// WebhookRetrySchedule replaces the waits between webhook attempts
 	// (default jobs.DeliverySchedule: ten attempts over about 16 hours).
 	WebhookRetrySchedule []time.Duration
-	// WebhookDialer opens connections to webhook endpoints (an address
-	// policy plugs in as its Control hook); nil: a plain dialer.
-	WebhookDialer *net.Dialer
 	// Sandbox says whether to mount the provider emulator under /sandbox/:
 	// SandboxAuto (the default) mounts it while no real provider is
 	// configured — today always, until provider configuration arrives with
@@ -121,6 +119,14 @@ type Config struct {
 	SandboxGoogleIssuanceLimit int
 	// ReturnURLAllowList holds URL prefixes connect sessions may return to.
 	ReturnURLAllowList []string
+	// WebhookAllowPrivate lets webhook endpoints point at loopback, private
+	// (RFC 1918, fc00::/7) and CGNAT addresses. Default: only in
+	// development (listening on loopback with no PublicURL); see
+	// webhookPolicy.
+	WebhookAllowPrivate bool
+	// WebhookAllowCIDRs opens these prefixes (e.g. "10.1.0.0/16") to
+	// webhook endpoints, whatever range they are in.
+	WebhookAllowCIDRs []string
 	// Transport carries calls to providers (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// RefreshSleep replaces the refresher's waits (tests observe backoff).
@@ -262,7 +268,26 @@ func (c Config) Validate() error {
 			return fmt.Errorf("public URL %q: want http(s)://host[:port]", c.PublicURL)
 		}
 	}
+	for _, s := range c.WebhookAllowCIDRs {
+		if _, err := netpolicy.ParsePrefix(s); err != nil {
+			return fmt.Errorf("%s: %w", netpolicy.SettingAllowCIDRs, err)
+		}
+	}
 	return nil
+}
+
+// webhookPolicy is where webhook deliveries may connect. Private targets
+// are open by default only in development — listening on loopback with no
+// public URL, where the receivers are on the same machine — and otherwise
+// only by the operator's choice.
+func (c Config) webhookPolicy() netpolicy.Policy {
+	p := netpolicy.Policy{AllowPrivate: c.WebhookAllowPrivate || (c.loopbackAddr() && c.PublicURL == "")}
+	for _, s := range c.WebhookAllowCIDRs {
+		if pf, err := netpolicy.ParsePrefix(s); err == nil { // Validate refused the others
+			p.Allow = append(p.Allow, pf)
+		}
+	}
+	return p
 }
 
 func sqlitePath(db string) (string, error) {
@@ -417,11 +442,13 @@ func OpenCore(ctx context.Context, cfg Config, opts CoreOptions) (*Core, error) 
 // Close closes the database.
 func (c *Core) Close() error { return c.Store.Close() }
 
-// NewWebhooks is the tenants' webhooks on core: endpoints on loopback and
-// plain http are allowed only while authgate itself listens on loopback.
+// NewWebhooks is the tenants' webhooks on core, under cfg's address
+// policy; plain http endpoints are allowed while authgate itself listens on
+// loopback or the operator has opened private targets.
 func NewWebhooks(core *Core, cfg Config) *worker.Webhooks {
-	return worker.NewWebhooks(worker.WebhooksConfig{Store: core.Store, Keys: core.Keys, Clock: core.Clock, Logger: core.Logger, AllowPrivate: cfg.loopbackAddr(),
-		Dialer: cfg.WebhookDialer, Enqueue: core.Jobs})
+	p := cfg.webhookPolicy()
+	return worker.NewWebhooks(worker.WebhooksConfig{Store: core.Store, Keys: core.Keys, Clock: core.Clock, Logger: core.Logger,
+		Policy: p, AllowHTTP: cfg.loopbackAddr() || p.AllowPrivate || len(p.Allow) > 0, Enqueue: core.Jobs})
 }
 
 // loadKeys loads the master keys, refusing any set that lacks a key the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,6 +132,14 @@ func (g *globals) config() (server.Config, error) {
 			}
 			*dst = d
 		}
+	}
+	if v := os.Getenv("AUTHGATE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		if cfg.WebhookAllowPrivate, err = strconv.ParseBool(v); err != nil {
+			return server.Config{}, fmt.Errorf("AUTHGATE_WEBHOOK_ALLOW_PRIVATE=%q: want true or false", v)
+		}
+	}
+	if v := os.Getenv("AUTHGATE_WEBHOOK_ALLOW_CIDRS"); v != "" {
+		cfg.WebhookAllowCIDRs = strings.Split(v, ",")
 	}
 	return cfg.WithDefaults(), nil
 }

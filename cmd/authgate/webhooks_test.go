@@ -19,12 +19,12 @@ func TestTenantWebhooksAdd(t *testing.T) {
 	t.Parallel()
 	env := authgatetest.Start(t, authgatetest.Options{})
 	db := []string{"--db", "sqlite:" + env.DBPath, "--key-file", env.KeyFile}
-	out, err := run(t, append(db, "tenants", "webhooks", "add", "default", "https://hooks.example/authgate")...)
+	out, err := run(t, append(db, "tenants", "webhooks", "add", "default", "https://localhost/authgate")...)
 	if err != nil || !strings.Contains(out, "signing secret (shown once): whsec_") {
 		t.Fatalf("add: %v\n%s", err, out)
 	}
 	out, err = run(t, append(db, "tenants", "webhooks", "list", "default")...)
-	if err != nil || !strings.Contains(out, "https://hooks.example/authgate") || strings.Contains(out, "whsec_") {
+	if err != nil || !strings.Contains(out, "https://localhost/authgate") || strings.Contains(out, "whsec_") {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
 	l, err := env.Client.Webhooks(context.Background())
@@ -99,5 +99,34 @@ func TestTenantWebhooksDeliveries(t *testing.T) {
 	}
 	if out, err := run(t, append(db, "tenants", "webhooks", "deliveries", "default", "--status", "lost")...); err == nil {
 		t.Fatalf("a bad status is refused: %s", out)
+	}
+}
+
+// TestTenantWebhooksAddressPolicy: the CLI reads the operator's webhook
+// address settings; a loopback endpoint is refused once a public URL is
+// set, naming the setting, and accepted when the operator lists its
+// range. Not parallel: it sets environment variables.
+func TestTenantWebhooksAddressPolicy(t *testing.T) {
+	env := authgatetest.Start(t, authgatetest.Options{})
+	db := []string{"--db", "sqlite:" + env.DBPath, "--key-file", env.KeyFile}
+	add := append(db, "tenants", "webhooks", "add", "default", "http://127.0.0.1:9/hook")
+	t.Setenv("AUTHGATE_PUBLIC_URL", "https://authgate.example.com")
+	for _, tc := range []struct{ private, cidrs, want string }{
+		{"", "", "AUTHGATE_WEBHOOK_ALLOW_PRIVATE=true"},
+		{"maybe", "", "AUTHGATE_WEBHOOK_ALLOW_PRIVATE=\"maybe\": want true or false"},
+		{"", "127.0.0.1/8", "AUTHGATE_WEBHOOK_ALLOW_CIDRS: \"127.0.0.1/8\" has host bits set: did you mean 127.0.0.0/8?"},
+		{"", "10.0.0.0/8", "AUTHGATE_WEBHOOK_ALLOW_CIDRS"},
+		{"", "10.0.0.0/8,127.0.0.0/8", "signing secret (shown once)"},
+		{"true", "", "signing secret (shown once)"},
+	} {
+		t.Setenv("AUTHGATE_WEBHOOK_ALLOW_PRIVATE", tc.private)
+		t.Setenv("AUTHGATE_WEBHOOK_ALLOW_CIDRS", tc.cidrs)
+		out, err := run(t, add...)
+		if err != nil {
+			out += err.Error()
+		}
+		if !strings.Contains(out, tc.want) || (err == nil) != strings.Contains(tc.want, "signing secret") {
+			t.Errorf("private=%q cidrs=%q: %v\n%s\nwant %q", tc.private, tc.cidrs, err, out, tc.want)
+		}
 	}
 }

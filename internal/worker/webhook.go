@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/keyring"
+	"github.com/authgate/authgate/internal/netpolicy"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/webhook"
@@ -40,21 +40,19 @@ type Sealer interface {
 
 // WebhooksConfig wires Webhooks.
 type WebhooksConfig struct {
-	Store storage.Store
-	Keys  Sealer
-	Clock clock.Clock // clock.Real{} when nil
-	// Dialer opens the connections to endpoints (a plain net.Dialer when
-	// nil); an address policy plugs in as its Control hook, so an address
-	// a name resolves to after registration is checked at connect time.
-	Dialer *net.Dialer
-	// Client, when set, replaces the client built on Dialer (tests).
-	Client *http.Client
+	Store  storage.Store
+	Keys   Sealer
+	Clock  clock.Clock  // clock.Real{} when nil
+	Client *http.Client // netpolicy.Client(Policy, SendTimeout) when nil; another must enforce Policy itself
 	Logger *slog.Logger
 	// Enqueue schedules the sending of stored deliveries (River).
 	Enqueue Enqueuer
-	// AllowPrivate allows endpoints on loopback and private addresses
-	// (tests, single-machine installs).
-	AllowPrivate bool
+	// Policy says which addresses endpoints may point at: checked when an
+	// endpoint is added and, through Client, on every connection.
+	Policy netpolicy.Policy
+	// AllowHTTP allows plain http endpoints (development, and receivers on
+	// networks the operator opened); otherwise https is required.
+	AllowHTTP bool
 }
 
 // Webhooks stores endpoints and deliveries and sends them.
@@ -68,7 +66,7 @@ func NewWebhooks(cfg WebhooksConfig) *Webhooks {
 		cfg.Clock = clock.Real{}
 	}
 	if cfg.Client == nil {
-		cfg.Client = NewClient(cfg.Dialer)
+		cfg.Client = netpolicy.Client(cfg.Policy, SendTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -80,18 +78,6 @@ func NewWebhooks(cfg WebhooksConfig) *Webhooks {
 // endpoint holds one worker for at most this long.
 const SendTimeout = 10 * time.Second
 
-// NewClient is the client deliveries are posted with: connections opened by
-// dialer (whose Control hook can refuse an address), no redirects followed,
-// no proxy from the environment, SendTimeout per attempt.
-func NewClient(dialer *net.Dialer) *http.Client {
-	if dialer == nil {
-		dialer = &net.Dialer{Timeout: 5 * time.Second}
-	}
-	tr := &http.Transport{DialContext: dialer.DialContext, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4,
-		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: SendTimeout}
-	return &http.Client{Transport: tr, Timeout: SendTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
 // AddEndpoint stores an endpoint for tenant with a fresh secret, returned
 // in Secret this once.
 func (w *Webhooks) AddEndpoint(ctx context.Context, tenant authgate.TenantID, rawURL string) (authgate.WebhookEndpoint, error) {
@@ -99,8 +85,11 @@ func (w *Webhooks) AddEndpoint(ctx context.Context, tenant authgate.TenantID, ra
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(rawURL) > 2000 {
 		return authgate.WebhookEndpoint{}, authgate.Errorf(authgate.ClassInvalidRequest, "url must be an absolute http(s) URL without credentials")
 	}
-	if u.Scheme == "http" && !w.cfg.AllowPrivate {
+	if u.Scheme == "http" && !w.cfg.AllowHTTP {
 		return authgate.WebhookEndpoint{}, authgate.Errorf(authgate.ClassInvalidRequest, "url must be https")
+	}
+	if err := w.cfg.Policy.CheckEndpoint(ctx, u); err != nil {
+		return authgate.WebhookEndpoint{}, err
 	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)

@@ -82,7 +82,7 @@ func TestSDKAPIKeys(t *testing.T) {
 	t.Parallel()
 	env := authgatetest.Start(t, authgatetest.Options{})
 	ctx := t.Context()
-	k, err := env.Client.CreateAPIKey(ctx, "sdk-worker")
+	k, err := env.Client.CreateAPIKey(ctx, authgate.NewAPIKeyRequest{Name: "sdk-worker", Role: authgate.RoleAdmin})
 	if err != nil || !strings.HasPrefix(k.Key, "ag_") || k.Name != "sdk-worker" {
 		t.Fatalf("create: %+v %v", k, err)
 	}

@@ -306,6 +306,9 @@ type APIKey struct {
 	TenantID  authgate.TenantID
 	Hash      []byte
 	Name      string
+	// Role is admin, service or user; UserID is a user key's end user.
+	Role      authgate.Role
+	UserID    string
 	CreatedAt time.Time
 	RevokedAt time.Time // zero: live
 }

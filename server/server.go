@@ -638,7 +638,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),
-		Webhooks: srv.Webhooks, Workflows: workflows})
+		Webhooks: srv.Webhooks, Workflows: workflows, PublicURL: srv.PublicURL})
 	srv.api = a
 	apiHandler := a.Handler()
 	mux := http.NewServeMux()

@@ -51,6 +51,9 @@ type Deps struct {
 	Webhooks *worker.Webhooks
 	// Workflows, when set, names the workflows the server runs itself.
 	Workflows Workflows
+	// PublicURL, when set, is the address the OpenAPI document names as
+	// its server.
+	PublicURL func() string
 }
 
 // Providers lists the configured providers.
@@ -79,12 +82,15 @@ type API struct {
 	webhooks  *worker.Webhooks
 	workflows Workflows
 	exec      *executor
+
+	publicURL  func() string
+	openAPIDoc servedDocument
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows, publicURL: d.PublicURL}
 	a.exec = &executor{active: map[authgate.RunID]bool{}}
 	a.exec.ctx, a.exec.cancel = context.WithCancel(context.Background())
 	if a.log == nil {

@@ -19,7 +19,7 @@ func TestAPIKeysRevokedWithinASecond(t *testing.T) {
 	t.Parallel()
 	clk := clock.NewFake(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	env := authgatetest.Start(t, authgatetest.Options{Clock: clk})
-	r := do(t, "POST", env.URL+"/v1/api-keys", env.AdminKey, "application/json", strings.NewReader(`{"name":"worker"}`))
+	r := do(t, "POST", env.URL+"/v1/api-keys", env.AdminKey, "application/json", strings.NewReader(`{"name":"worker","role":"service"}`))
 	if r.status != 201 || !strings.Contains(string(r.body), `"key":"ag_`) {
 		t.Fatalf("create %d %s", r.status, r.body)
 	}

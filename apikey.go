@@ -74,3 +74,14 @@ type NewAPIKeyRequest struct {
 	// refused for the others.
 	UserID string `json:"user_id,omitempty"`
 }
+
+// Caller is what GET /v1/me answers: who the presented API key is. `authgate
+// mcp` asks it before it answers an MCP client, so that a wrong key or a
+// stopped server is a one-line error at start, not a broken tool later.
+type Caller struct {
+	TenantID TenantID `json:"tenant_id"`
+	KeyID    APIKeyID `json:"key_id"`
+	Role     Role     `json:"role"`
+	// UserID is the end user a user key acts for ("" for other keys).
+	UserID string `json:"user_id,omitempty"`
+}

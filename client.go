@@ -428,6 +428,14 @@ func (c *Client) CreateAPIKey(ctx context.Context, req NewAPIKeyRequest) (NewAPI
 	return out, err
 }
 
+// Me says who the client's API key is: tenant, key id, role and, for a
+// user key, its user. A wrong key is a ClassUnauthorized error.
+func (c *Client) Me(ctx context.Context) (Caller, error) {
+	var out Caller
+	err := c.do(ctx, http.MethodGet, "/v1/me", nil, &out)
+	return out, err
+}
+
 // APIKeys lists the tenant's API keys, revoked ones included.
 func (c *Client) APIKeys(ctx context.Context) ([]APIKey, error) {
 	var out struct {

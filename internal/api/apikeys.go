@@ -31,6 +31,14 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, p tenancy.Pri
 	return writeJSON(w, http.StatusCreated, authgate.NewAPIKey{APIKey: k, Key: key.Reveal()})
 }
 
+// me answers who the caller's key is (any role: it is the caller's own).
+func (a *API) me(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, authgate.Caller{TenantID: p.TenantID, KeyID: p.KeyID, Role: p.Role, UserID: p.UserID})
+}
+
 func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
 	ks, err := a.tenancy.ListKeys(r.Context(), p.TenantID)
 	if err != nil {

@@ -49,6 +49,7 @@ func (a *API) routes() {
 		a.route("DELETE /v1/webhooks/{id}", authgate.RoleAdmin, a.deleteWebhook)
 	}
 	a.route("POST /v1/classify", authgate.RoleUser, a.classifyError)
+	a.route("GET /v1/me", authgate.RoleUser, a.me)
 	a.route("POST /v1/api-keys", authgate.RoleAdmin, a.createAPIKey)
 	a.route("GET /v1/api-keys", authgate.RoleAdmin, a.listAPIKeys)
 	a.route("DELETE /v1/api-keys/{id}", authgate.RoleAdmin, a.revokeAPIKey)

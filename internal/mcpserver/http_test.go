@@ -251,4 +251,3 @@ func TestHTTPSessionCap(t *testing.T) {
 		t.Errorf("%d sessions open; want 4", env.Server.MCP.Open())
 	}
 }
-

@@ -166,6 +166,7 @@ func TestUserKeySeesOnlyItsUser(t *testing.T) {
 	notFound("diagnose bob's", do(t, "POST", base+"/v1/credentials/"+bob+"/diagnose", u, js, strings.NewReader(`{}`)))
 	notFound("delete bob's", do(t, "DELETE", base+"/v1/credentials/"+bob, u, "", nil))
 	notFound("reconnect bob's", do(t, "POST", base+"/v1/connect-sessions", u, js, strings.NewReader(`{"provider":"google","credential_id":"`+bob+`"}`)))
+	notFound("a run binding bob's credential", do(t, "POST", base+"/v1/runs", u, js, strings.NewReader(`{"workflow":"w","bindings":{"google":"`+bob+`"}}`)))
 	notFound("bob's run", do(t, "GET", base+"/v1/runs/"+string(f.bobRun.ID), u, "", nil))
 	notFound("cancel bob's run", do(t, "POST", base+"/v1/runs/"+string(f.bobRun.ID)+"/cancel", u, js, strings.NewReader(`{}`)))
 

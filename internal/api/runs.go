@@ -42,6 +42,13 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	if err != nil {
 		return err
 	}
+	for _, id := range b.Bindings {
+		// To a user key another user's credential is missing, not
+		// someone else's (which is what wrong_principal would say).
+		if err := a.ownCredential(r.Context(), p, id); err != nil {
+			return err
+		}
+	}
 	run, checks, err := a.gate.Create(r.Context(), gate.CreateParams{TenantID: p.TenantID, UserID: user, Workflow: b.Workflow,
 		Bindings: b.Bindings, Actions: b.Actions, Targets: b.Targets})
 	if err != nil {

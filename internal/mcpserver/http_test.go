@@ -199,15 +199,15 @@ func TestHTTPIdleSessionsReleased(t *testing.T) {
 // goroutine count and live heap.
 func settle() (int, uint64) {
 	var ms runtime.MemStats
-	prev := -1
-	for i := 0; i < 1000; i++ {
-		runtime.GC()
+	prev, same := -1, 0
+	for i := 0; i < 10_000 && same < 50; i++ {
 		runtime.Gosched()
-		g := runtime.NumGoroutine()
-		if g == prev {
-			break
+		if g := runtime.NumGoroutine(); g == prev {
+			same++
+		} else {
+			prev, same = g, 0
+			runtime.GC()
 		}
-		prev = g
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

@@ -428,11 +428,22 @@ func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
 
 func pathEscape(id CredentialID) string { return url.PathEscape(string(id)) }
 
-// CreateAPIKey adds an API key to the caller's tenant; the key is in the
-// answer this once.
-func (c *Client) CreateAPIKey(ctx context.Context, name string) (NewAPIKey, error) {
+// CreateAPIKey adds an API key of req.Role to the caller's tenant (an admin
+// key's call); the key is in the answer this once. A user key needs
+// req.UserID:
+//
+//	k, err := c.CreateAPIKey(ctx, authgate.NewAPIKeyRequest{Name: "alice-agent", Role: authgate.RoleUser, UserID: "alice"})
+func (c *Client) CreateAPIKey(ctx context.Context, req NewAPIKeyRequest) (NewAPIKey, error) {
 	var out NewAPIKey
-	err := c.do(ctx, http.MethodPost, "/v1/api-keys", NewAPIKeyRequest{Name: name}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/api-keys", req, &out)
+	return out, err
+}
+
+// Me says who the client's API key is: tenant, key id, role and, for a
+// user key, its user. A wrong key is a ClassUnauthorized error.
+func (c *Client) Me(ctx context.Context) (Caller, error) {
+	var out Caller
+	err := c.do(ctx, http.MethodGet, "/v1/me", nil, &out)
 	return out, err
 }
 

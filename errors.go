@@ -30,7 +30,7 @@ const (
 	ClassConflict         Class = "conflict"           // concurrent change; re-read and retry
 	ClassPayloadTooLarge  Class = "payload_too_large"  // body over the route's cap
 	ClassUnsupportedMedia Class = "unsupported_media_type"
-	ClassForbidden        Class = "forbidden"   // allowed to no one here (a connect link bound to another browser)
+	ClassForbidden        Class = "forbidden"   // not for this caller: a key whose role does not reach the route, another user's user_id, a connect link bound to another browser
 	ClassUnavailable      Class = "unavailable" // not ready (readiness probe)
 	// ClassWrongPrincipal: a run bound a credential of another tenant or
 	// another user; nothing was created.

@@ -131,6 +131,13 @@ type Config struct {
 	Transport http.RoundTripper
 	// RefreshSleep replaces the refresher's waits (tests observe backoff).
 	RefreshSleep func(ctx context.Context, d time.Duration) error
+	// MCPIdleTimeout closes an /mcp session with no request for this long
+	// (default 30 minutes; AUTHGATE_MCP_IDLE_TIMEOUT).
+	MCPIdleTimeout time.Duration
+	// MCPMaxSessionsPerKey caps one API key's open /mcp sessions (default
+	// 100; AUTHGATE_MCP_MAX_SESSIONS_PER_KEY); at the cap a new session
+	// closes the key's longest-idle one.
+	MCPMaxSessionsPerKey int
 }
 
 // ProviderCredentials are an OAuth client's id and secret.
@@ -178,6 +185,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 40 * time.Second
+	}
+	if c.MCPIdleTimeout <= 0 {
+		c.MCPIdleTimeout = mcpserver.DefaultIdleTimeout
+	}
+	if c.MCPMaxSessionsPerKey <= 0 {
+		c.MCPMaxSessionsPerKey = mcpserver.DefaultMaxSessionsPerKey
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -559,6 +572,10 @@ type Server struct {
 	jobs *jobs.Queue
 	// stopFeed stops the change feed the MCP endpoint listens to.
 	stopFeed func()
+	// MCP serves /mcp; its sessions close when idle (Sweep).
+	MCP     *mcpserver.HTTPHandler
+	stopMCP context.CancelFunc
+	mcpDone chan struct{}
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -698,7 +715,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	accessLog, _ := api.ParseAccessLogMode(cfg.AccessLog) // checked by Validate
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),
-		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}, Resume: q})
+		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}, Resume: q, PublicURL: srv.PublicURL})
 	srv.api = a
 	srv.wireJobs(deps)
 	apiHandler := a.Handler()
@@ -706,13 +723,26 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle("/", apiHandler)
 	// The connectors as MCP tools for agents (streamable HTTP), calling
 	// the API above in process with the caller's own key.
-	mux.Handle("/mcp", mcpserver.Handler(mcpserver.HTTPConfig{
-		Authenticate: func(ctx context.Context, authorization string) (string, error) {
+	srv.MCP = mcpserver.Handler(mcpserver.HTTPConfig{
+		Authenticate: func(ctx context.Context, authorization string) (mcpserver.Caller, error) {
 			p, err := core.Tenancy.Authenticate(ctx, authorization)
-			return string(p.TenantID) + "/" + string(p.KeyID), err
+			return mcpserver.Caller{Key: string(p.TenantID) + "/" + string(p.KeyID), User: p.UserID}, err
 		},
-		API: apiHandler, Transport: cfg.Transport, Logger: cfg.Logger, Writes: srv.mcpWrites(), Changes: srv.mcpChanges(),
-	}))
+		API: apiHandler, Writes: srv.mcpWrites(), Changes: srv.mcpChanges(), PublicURL: srv.PublicURL, Transport: cfg.Transport, Logger: cfg.Logger, Clock: cfg.Clock,
+		IdleTimeout: cfg.MCPIdleTimeout, MaxSessionsPerKey: cfg.MCPMaxSessionsPerKey,
+	})
+	mux.Handle("/mcp", srv.MCP)
+	mux.Handle("GET "+mcpserver.ResourceMetadataPath, mcpserver.ResourceMetadata(srv.PublicURL))
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		srv.stopMCP, srv.mcpDone = cancel, make(chan struct{})
+		go func() {
+			defer close(srv.mcpDone)
+			// A sweep every tenth of the timeout closes an idle session at
+			// most 10% late.
+			srv.MCP.Run(ctx, min(max(cfg.MCPIdleTimeout/10, time.Second), time.Minute))
+		}()
+	}
 	srv.handler = mux
 	if srv.Sandbox != nil {
 		MountSandbox(mux, srv.Sandbox)
@@ -779,6 +809,10 @@ func (s *Server) closeAll() error {
 		s.stopFeed()
 	}
 	s.drain()
+	if s.stopMCP != nil {
+		s.stopMCP()
+		<-s.mcpDone
+	}
 	var err error
 	if s.stopAutoSave != nil {
 		s.stopAutoSave()

@@ -141,6 +141,20 @@ func (g *globals) config() (server.Config, error) {
 	if v := os.Getenv("AUTHGATE_WEBHOOK_ALLOW_CIDRS"); v != "" {
 		cfg.WebhookAllowCIDRs = strings.Split(v, ",")
 	}
+	if v := os.Getenv("AUTHGATE_MCP_IDLE_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return server.Config{}, fmt.Errorf("AUTHGATE_MCP_IDLE_TIMEOUT=%q: want a duration of at least 1s, such as 30m", v)
+		}
+		cfg.MCPIdleTimeout = d
+	}
+	if v := os.Getenv("AUTHGATE_MCP_MAX_SESSIONS_PER_KEY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return server.Config{}, fmt.Errorf("AUTHGATE_MCP_MAX_SESSIONS_PER_KEY=%q: want a whole number of at least 1", v)
+		}
+		cfg.MCPMaxSessionsPerKey = n
+	}
 	return cfg.WithDefaults(), nil
 }
 

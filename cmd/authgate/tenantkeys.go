@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -9,11 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/authgate/authgate"
+	"github.com/authgate/authgate/internal/tenancy"
 )
 
 func newTenantKeysCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Create, list and revoke a tenant's API keys (replace a lost admin key)"}
-	var name string
+	var name, role, user string
 	var asJSON bool
 	create := &cobra.Command{
 		Use:   "create TENANT",
@@ -25,16 +27,22 @@ func newTenantKeysCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer core.Close()
-			k, key, err := core.Tenancy.CreateKey(cmd.Context(), t.ID, name)
+			k, key, err := core.Tenancy.CreateKey(cmd.Context(), t.ID, tenancy.KeyParams{Name: name, Role: authgate.Role(role), UserID: user})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "key id: %s (%s, tenant %s)\n", k.ID, k.Name, t.Name)
+			bound := ""
+			if k.UserID != "" {
+				bound = ", user " + k.UserID
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key id: %s (%s, role %s%s, tenant %s)\n", k.ID, k.Name, k.Role, bound, t.Name)
 			fmt.Fprintf(cmd.OutOrStdout(), "api key: %s\n", key.Reveal())
 			return nil
 		},
 	}
 	create.Flags().StringVar(&name, "name", "admin", "a label for the key")
+	create.Flags().StringVar(&role, "role", string(authgate.RoleAdmin), "admin (everything), service (runs workflows for any user; no keys or webhooks) or user (one end user: agent and MCP configurations)")
+	create.Flags().StringVar(&user, "user", "", "the end user a --role user key acts for")
 	list := &cobra.Command{
 		Use:   "list TENANT",
 		Short: "List a tenant's API keys (ids and names; never the keys)",
@@ -53,13 +61,13 @@ func newTenantKeysCmd(g *globals) *cobra.Command {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string][]authgate.APIKey{"api_keys": ks})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tUSER\tCREATED\tREVOKED")
 			for _, k := range ks {
 				revoked := "-"
 				if k.RevokedAt != nil {
 					revoked = k.RevokedAt.Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.Format(time.RFC3339), revoked)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, cmp.Or(k.UserID, "-"), k.CreatedAt.Format(time.RFC3339), revoked)
 			}
 			return tw.Flush()
 		},

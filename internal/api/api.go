@@ -57,6 +57,9 @@ type Deps struct {
 	// Resume, when set, enqueues the resume of runs blocked on a
 	// credential usable again (the job queue).
 	Resume runs.Resumer
+	// PublicURL, when set, is the address the OpenAPI document names as
+	// its server.
+	PublicURL func() string
 }
 
 // Providers lists the configured providers.
@@ -91,12 +94,14 @@ type API struct {
 	summary     summary
 	stopSummary chan struct{} // nil when no summary runs
 	summaryDone chan struct{}
+	publicURL  func() string
+	openAPIDoc servedDocument
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows, publicURL: d.PublicURL}
 	a.exec = &executor{active: map[authgate.RunID]bool{}}
 	a.exec.ctx, a.exec.cancel = context.WithCancel(context.Background())
 	if a.log == nil {

@@ -22,7 +22,16 @@ func (a *API) createConnectSession(w http.ResponseWriter, r *http.Request, p ten
 	if b.CredentialID != "" && !b.CredentialID.Valid() {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "credential_id must be a credential id")
 	}
-	s, err := a.broker.CreateSession(r.Context(), broker.SessionParams{TenantID: p.TenantID, UserID: b.UserID, Provider: b.Provider, Actions: b.Actions, Scopes: b.Scopes,
+	user, err := p.User(b.UserID)
+	if err != nil {
+		return err
+	}
+	if b.CredentialID != "" {
+		if err := a.ownCredential(r.Context(), p, b.CredentialID); err != nil {
+			return err
+		}
+	}
+	s, err := a.broker.CreateSession(r.Context(), broker.SessionParams{TenantID: p.TenantID, UserID: user, Provider: b.Provider, Actions: b.Actions, Scopes: b.Scopes,
 		CredentialID: b.CredentialID, LoginHint: b.LoginHint, ReturnURL: b.ReturnURL, ForceConsent: b.ForceConsent, ExpectedAccount: b.ExpectedAccount})
 	if err != nil {
 		return err
@@ -89,6 +98,9 @@ func (a *API) connectRedirect(w http.ResponseWriter, r *http.Request) error {
 // credential_id on the return URL are hints anyone can type.
 func (a *API) getConnectSession(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
 	st, err := a.broker.Status(r.Context(), p.TenantID, r.PathValue("id"))
+	if err == nil && !p.Owns(st.UserID) {
+		return authgate.Errorf(authgate.ClassNotFound, "no connect session %s", r.PathValue("id"))
+	}
 	if err != nil {
 		return err
 	}

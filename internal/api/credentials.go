@@ -31,8 +31,12 @@ func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, p tenancy.
 	if err != nil {
 		return err
 	}
+	user, err := p.User(q.Get("user_id"))
+	if err != nil {
+		return err
+	}
 	creds, next, err := a.vault.List(r.Context(), vault.ListParams{
-		TenantID: p.TenantID, UserID: q.Get("user_id"), Provider: q.Get("provider"),
+		TenantID: p.TenantID, UserID: user, Provider: q.Get("provider"),
 		Status: authgate.CredentialStatus(q.Get("status")), After: authgate.CredentialID(q.Get("after")), Limit: int(limit),
 	})
 	if err != nil {
@@ -42,15 +46,40 @@ func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, p tenancy.
 }
 
 func (a *API) getCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
-	c, err := a.vault.Get(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")))
+	c, err := a.readCredential(r.Context(), p, authgate.CredentialID(r.PathValue("id")))
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, c)
 }
 
+// readCredential reads a credential of the caller's tenant and, for a user
+// key, of its user: another user's credential is as missing to a user key as
+// another tenant's is to any key.
+func (a *API) readCredential(ctx context.Context, p tenancy.Principal, id authgate.CredentialID) (authgate.Credential, error) {
+	c, err := a.vault.Get(ctx, p.TenantID, id)
+	if err == nil && !p.Owns(c.UserID) {
+		return authgate.Credential{}, authgate.Errorf(authgate.ClassNotFound, "no credential %s", id)
+	}
+	return c, err
+}
+
+// ownCredential refuses a user key another user's credential before a
+// route acts on it; other keys pass without a read (the route's own read
+// scopes them to the tenant).
+func (a *API) ownCredential(ctx context.Context, p tenancy.Principal, id authgate.CredentialID) error {
+	if p.Role != authgate.RoleUser {
+		return nil
+	}
+	_, err := a.readCredential(ctx, p, id)
+	return err
+}
+
 func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error {
 	id := authgate.CredentialID(r.PathValue("id"))
+	if err := a.ownCredential(r.Context(), p, id); err != nil {
+		return err
+	}
 	var c authgate.Credential
 	revoke := func(ctx context.Context) error {
 		var err error
@@ -86,6 +115,9 @@ func (a *API) credentialEvents(w http.ResponseWriter, r *http.Request, p tenancy
 	}
 	limit, err := intParam(q, "limit", 1, 1000)
 	if err != nil {
+		return err
+	}
+	if err := a.ownCredential(r.Context(), p, authgate.CredentialID(r.PathValue("id"))); err != nil {
 		return err
 	}
 	evs, next, err := a.vault.Events(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), after, int(limit))

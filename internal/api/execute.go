@@ -34,7 +34,7 @@ type executor struct {
 // what the workflows the server runs itself drive their runs with.
 func (a *API) ClientFor(tenant authgate.TenantID) *authgate.Client {
 	c := authgate.NewClient("http://authgate.in-process", "")
-	p := tenancy.Principal{TenantID: tenant, KeyID: "server-workflow"}
+	p := tenancy.Principal{TenantID: tenant, KeyID: "server-workflow", Role: authgate.RoleService}
 	h := a.Handler()
 	c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		r = r.WithContext(context.WithValue(r.Context(), inProcessPrincipal{}, p))

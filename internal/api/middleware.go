@@ -75,12 +75,17 @@ func (a *API) middleware(next http.Handler) http.Handler {
 // authedFunc is a handler that runs as an authenticated tenant.
 type authedFunc func(w http.ResponseWriter, r *http.Request, p tenancy.Principal) error
 
-// authed requires a valid API key and passes its principal on.
-func (a *API) authed(h authedFunc) http.Handler {
+// authed requires a valid API key whose role reaches role, and passes its
+// principal on. It is the one place roles are enforced; the role comes with
+// the cached key, so the check costs no query and no allocation.
+func (a *API) authed(role authgate.Role, h authedFunc) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if p, ok := r.Context().Value(inProcessPrincipal{}).(tenancy.Principal); ok {
 			// A workflow this server runs itself (ClientFor): only code in
 			// this process can put a principal in a request's context.
+			if !p.Allows(role) {
+				return roleRefused(role)
+			}
 			return h(w, r, p)
 		}
 		p, err := a.tenancy.Authenticate(r.Context(), r.Header.Get("Authorization"))
@@ -93,6 +98,29 @@ func (a *API) authed(h authedFunc) http.Handler {
 		if i := infoOf(w); i != nil {
 			i.tenant = string(p.TenantID)
 		}
+		if !p.Allows(role) {
+			return roleRefused(role)
+		}
 		return h(w, r, p)
 	})
+}
+
+// Refusals are built once: the role check allocates nothing, even when it
+// refuses.
+var roleRefusals = map[authgate.Role]*authgate.Error{
+	authgate.RoleAdmin:   authgate.Errorf(authgate.ClassForbidden, "this route needs an admin API key"),
+	authgate.RoleService: authgate.Errorf(authgate.ClassForbidden, "this route needs a service or admin API key"),
+	authgate.RoleUser:    authgate.Errorf(authgate.ClassForbidden, "this route needs an API key"),
+}
+
+func roleRefused(role authgate.Role) error { return roleRefusals[role] }
+
+// route registers an authenticated route that needs role.
+func (a *API) route(pattern string, role authgate.Role, h authedFunc) {
+	a.mux.Handle(pattern, a.authed(role, h))
+}
+
+// public registers a route that needs no API key.
+func (a *API) public(pattern string, h handlerFunc) {
+	a.mux.Handle(pattern, a.handle(h))
 }

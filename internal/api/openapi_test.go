@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,9 +15,9 @@ import (
 	"github.com/authgate/authgate/authgatetest"
 )
 
-// documentedOnly are operations the document carries before this branch
-// serves them: GET /v1/connect-sessions/{id} arrives with issue 8.
-var documentedOnly = []string{"GET /v1/connect-sessions/{id}"}
+// documentedOnly are operations the document carries before routes.go
+// registers them (none today).
+var documentedOnly = []string{}
 
 // TestOpenAPIMatchesRoutes: every pattern routes.go registers is in the
 // served document and every documented operation is registered; the
@@ -31,8 +32,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var doc struct {
-		OpenAPI    string                                `json:"openapi"`
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		OpenAPI string `json:"openapi"`
+		Servers []struct {
+			URL string `json:"url"`
+		} `json:"servers"`
+		Paths      map[string]map[string]operation `json:"paths"`
 		Components struct {
 			Schemas map[string]struct {
 				Properties map[string]struct {
@@ -48,11 +52,45 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("document: %v, openapi %q", err, doc.OpenAPI)
 	}
 
-	registered := routePatterns(t, "routes.go")
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != env.URL {
+		t.Errorf("servers %+v; want the configured public URL %s", doc.Servers, env.URL)
+	}
+
+	roles := routeRoles(t, "routes.go")
+	registered := slices.Collect(maps.Keys(roles))
 	var documented []string
+	opIDs := map[string]string{}
 	for path, ops := range doc.Paths {
-		for method := range ops {
-			documented = append(documented, strings.ToUpper(method)+" "+path)
+		for method, op := range ops {
+			route := strings.ToUpper(method) + " " + path
+			documented = append(documented, route)
+			// What a generator and a reader need from every operation: a
+			// unique operationId, the role it needs (declared in routes.go,
+			// stated here as an extension and in words), its 4xx problems.
+			if op.OperationID == "" {
+				t.Errorf("%s has no operationId", route)
+			} else if other, dup := opIDs[op.OperationID]; dup {
+				t.Errorf("%s and %s share operationId %s", route, other, op.OperationID)
+			}
+			opIDs[op.OperationID] = route
+			if want, ok := roles[route]; ok && op.Role != want {
+				t.Errorf("%s: x-authgate-role %q; routes.go says %q", route, op.Role, want)
+			}
+			if !strings.Contains(op.Description, "Role: "+op.Role+" ") {
+				t.Errorf("%s: description does not say its role %q", route, op.Role)
+			}
+			var fourXX []string
+			for code := range op.Responses {
+				if strings.HasPrefix(code, "4") {
+					fourXX = append(fourXX, code)
+				}
+			}
+			if len(fourXX) == 0 {
+				t.Errorf("%s declares no 4xx response", route)
+			}
+			if op.Role != "public" && (op.Responses["401"] == nil || op.Responses["403"] == nil) {
+				t.Errorf("%s needs a key but does not declare 401 and 403", route)
+			}
 		}
 	}
 	for _, r := range registered {
@@ -75,26 +113,47 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 }
 
-// routePatterns reads the "METHOD /path" strings given to a.mux.Handle.
-func routePatterns(t *testing.T, file string) []string {
+// operation is what the test reads of an OpenAPI operation.
+type operation struct {
+	OperationID string                     `json:"operationId"`
+	Description string                     `json:"description"`
+	Role        string                     `json:"x-authgate-role"`
+	Responses   map[string]json.RawMessage `json:"responses"`
+}
+
+// routeRoles reads the route table: "METHOD /path" → the role given to
+// a.route (authgate.RoleAdmin → "admin"), or "public" for a.public and
+// a plain a.mux.Handle.
+func routeRoles(t *testing.T, file string) map[string]string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	out := map[string]string{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
 		if !ok || len(call.Args) == 0 {
 			return true
 		}
 		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
+		if !ok {
 			return true
 		}
-		if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-			s, _ := strconv.Unquote(lit.Value)
-			out = append(out, s)
+		lit, ok := call.Args[0].(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return true
+		}
+		pattern, _ := strconv.Unquote(lit.Value)
+		switch sel.Sel.Name {
+		case "Handle", "HandleFunc", "public":
+			out[pattern] = "public"
+		case "route":
+			role, ok := call.Args[1].(*ast.SelectorExpr)
+			if !ok || !strings.HasPrefix(role.Sel.Name, "Role") {
+				t.Fatalf("%s: the role must be an authgate.Role constant", pattern)
+			}
+			out[pattern] = strings.ToLower(strings.TrimPrefix(role.Sel.Name, "Role"))
 		}
 		return true
 	})

@@ -37,7 +37,18 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	if err := a.knownActions(b.Actions); err != nil {
 		return err
 	}
-	run, checks, err := a.gate.Create(r.Context(), gate.CreateParams{TenantID: p.TenantID, UserID: b.UserID, Workflow: b.Workflow,
+	user, err := p.User(b.UserID)
+	if err != nil {
+		return err
+	}
+	for _, id := range b.Bindings {
+		// To a user key another user's credential is missing, not
+		// someone else's (which is what wrong_principal would say).
+		if err := a.ownCredential(r.Context(), p, id); err != nil {
+			return err
+		}
+	}
+	run, checks, err := a.gate.Create(r.Context(), gate.CreateParams{TenantID: p.TenantID, UserID: user, Workflow: b.Workflow,
 		Bindings: b.Bindings, Actions: b.Actions, Targets: b.Targets})
 	if err != nil {
 		return err
@@ -79,7 +90,11 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 	if state != "" && !state.Valid() {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "state must be pending, running, blocked_on_auth, succeeded, failed or canceled")
 	}
-	runs, err := a.store.RunList(r.Context(), storage.RunListParams{TenantID: p.TenantID, State: state, UserID: q.Get("user_id"),
+	user, err := p.User(q.Get("user_id"))
+	if err != nil {
+		return err
+	}
+	runs, err := a.store.RunList(r.Context(), storage.RunListParams{TenantID: p.TenantID, State: state, UserID: user,
 		AfterID: authgate.RunID(q.Get("after")), Limit: int(limit) + 1})
 	if err != nil {
 		return err
@@ -256,10 +271,15 @@ func (a *API) failStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// readRun reads a run of the caller's tenant: another tenant's run is
-// indistinguishable from a missing one.
+// readRun reads a run of the caller's tenant (and, for a user key, of its
+// user): another tenant's run is indistinguishable from a missing one.
 func (a *API) readRun(ctx context.Context, p tenancy.Principal, id string) (*storage.Run, error) {
 	run, err := a.store.RunGetByID(ctx, storage.RunGetByIDParams{TenantID: p.TenantID, ID: authgate.RunID(id)})
+	if err == nil && !p.Owns(run.UserID) {
+		// Another user's run is as invisible to a user key as another
+		// tenant's run is to any key.
+		err = storage.ErrNotFound
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, authgate.Errorf(authgate.ClassNotFound, "no run %s", id).WithCause(err)
 	}

@@ -19,7 +19,7 @@ func TestAPIKeysRevokedWithinASecond(t *testing.T) {
 	t.Parallel()
 	clk := clock.NewFake(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	env := authgatetest.Start(t, authgatetest.Options{Clock: clk})
-	r := do(t, "POST", env.URL+"/v1/api-keys", env.AdminKey, "application/json", strings.NewReader(`{"name":"worker"}`))
+	r := do(t, "POST", env.URL+"/v1/api-keys", env.AdminKey, "application/json", strings.NewReader(`{"name":"worker","role":"service"}`))
 	if r.status != 201 || !strings.Contains(string(r.body), `"key":"ag_`) {
 		t.Fatalf("create %d %s", r.status, r.body)
 	}
@@ -82,7 +82,7 @@ func TestSDKAPIKeys(t *testing.T) {
 	t.Parallel()
 	env := authgatetest.Start(t, authgatetest.Options{})
 	ctx := t.Context()
-	k, err := env.Client.CreateAPIKey(ctx, "sdk-worker")
+	k, err := env.Client.CreateAPIKey(ctx, authgate.NewAPIKeyRequest{Name: "sdk-worker", Role: authgate.RoleAdmin})
 	if err != nil || !strings.HasPrefix(k.Key, "ag_") || k.Name != "sdk-worker" {
 		t.Fatalf("create: %+v %v", k, err)
 	}

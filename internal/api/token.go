@@ -49,7 +49,7 @@ func (a *API) credentialToken(w http.ResponseWriter, r *http.Request, p tenancy.
 		defer cancel()
 	}
 	id := authgate.CredentialID(r.PathValue("id"))
-	t, err := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, ID: id, MinValid: minValid, Actions: b.Actions, RejectedFingerprint: b.RejectedFingerprint})
+	t, err := a.refresher.Token(ctx, refresh.Request{TenantID: p.TenantID, UserID: p.UserID, ID: id, MinValid: minValid, Actions: b.Actions, RejectedFingerprint: b.RejectedFingerprint})
 	if err != nil {
 		if r.Context().Err() != nil {
 			// The client went away; nothing failed on our side.

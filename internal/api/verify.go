@@ -25,6 +25,9 @@ func (a *API) verifyCredential(w http.ResponseWriter, r *http.Request, p tenancy
 	if len(b.Actions) > 50 {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 50 actions")
 	}
+	if err := a.ownCredential(r.Context(), p, authgate.CredentialID(r.PathValue("id"))); err != nil {
+		return err
+	}
 	res, err := a.verifier.Verify(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), b, p.Actor())
 	if err != nil {
 		return err
@@ -54,11 +57,14 @@ func (a *API) diagnoseCredential(w http.ResponseWriter, r *http.Request, p tenan
 	if len(b.Actions) > 50 {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 50 actions")
 	}
+	if err := a.ownCredential(r.Context(), p, authgate.CredentialID(r.PathValue("id"))); err != nil {
+		return err
+	}
 	res, err := a.doctor.Diagnose(r.Context(), p.TenantID, authgate.CredentialID(r.PathValue("id")), b, p.Actor())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, res)
+	return writeJSON(w, http.StatusOK, forCaller(res, p))
 }
 
 // CheckIdentity is the health sweep's cheap live check of a credential

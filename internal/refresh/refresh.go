@@ -194,7 +194,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Request asks for a token.
 type Request struct {
 	TenantID authgate.TenantID
-	ID       authgate.CredentialID
+	// UserID, when set, is the only end user whose credential may be
+	// served (a user API key): another user's is not found.
+	UserID string
+	ID     authgate.CredentialID
 	// MinValid is how long the token must stay valid (default 5 minutes).
 	MinValid time.Duration
 	// Actions the caller is about to perform; missing scopes are refused.
@@ -245,10 +248,23 @@ func (r *Refresher) Token(ctx context.Context, req Request) (*Token, error) {
 		if v, ok := r.entries.Load(req.ID); ok {
 			e := v.(*entry)
 			if s := e.snap.Load(); s != nil && s.epoch == r.epoch.Load() && s.tenant == req.TenantID {
+				if req.UserID != "" && s.cred.UserID != req.UserID {
+					return nil, notOwned(req.ID)
+				}
 				if t, err, done := r.serve(e, s, req, false, false); done {
 					return t, err
 				}
 			}
+		}
+	}
+	if req.UserID != "" {
+		// Off the hot path: read the owner before any flight can start.
+		c, err := r.cfg.Vault.Get(ctx, req.TenantID, req.ID)
+		if err != nil {
+			return nil, err
+		}
+		if c.UserID != req.UserID {
+			return nil, notOwned(req.ID)
 		}
 	}
 	return r.slow(ctx, req)
@@ -349,4 +365,10 @@ func (r *Refresher) callTimeout(p *catalog.Provider) time.Duration {
 // rather than refreshed on every request.
 func unknownExpiryNeedsRefresh(s *snapshot) bool {
 	return s.provider.Expires() && s.cred.LastRefreshedAt == nil
+}
+
+// notOwned answers a user key asking for another user's credential exactly
+// as the vault answers for another tenant's: not found.
+func notOwned(id authgate.CredentialID) error {
+	return authgate.Errorf(authgate.ClassNotFound, "no credential %s", id)
 }

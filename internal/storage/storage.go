@@ -344,10 +344,13 @@ type Tenant struct {
 
 // APIKey is a tenant's API key, stored as the SHA-256 of the key.
 type APIKey struct {
-	ID        authgate.APIKeyID
-	TenantID  authgate.TenantID
-	Hash      []byte
-	Name      string
+	ID       authgate.APIKeyID
+	TenantID authgate.TenantID
+	Hash     []byte
+	Name     string
+	// Role is admin, service or user; UserID is a user key's end user.
+	Role      authgate.Role
+	UserID    string
 	CreatedAt time.Time
 	RevokedAt time.Time // zero: live
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/authgate/authgate"
@@ -13,14 +14,39 @@ import (
 
 var keyNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$`)
 
-// CreateKey adds an API key to a tenant (a replacement for a lost one, or one
-// per worker) and returns it: the only time its plaintext exists.
-func (s *Service) CreateKey(ctx context.Context, tenant authgate.TenantID, name string) (authgate.APIKey, secret.Secret, error) {
+// maxUserIDLen bounds a user key's end user, as it bounds user ids
+// elsewhere in the API.
+const maxUserIDLen = 255
+
+// KeyParams describes a key to create.
+type KeyParams struct {
+	Name string
+	Role authgate.Role
+	// UserID is required for a user key and refused for the others.
+	UserID string
+}
+
+// CreateKey adds an API key to a tenant (a replacement for a lost one, one
+// per worker, one per end user's agent) and returns it: the only time its
+// plaintext exists.
+func (s *Service) CreateKey(ctx context.Context, tenant authgate.TenantID, kp KeyParams) (authgate.APIKey, secret.Secret, error) {
+	name := kp.Name
 	if name == "" {
 		name = "key"
 	}
 	if !keyNamePattern.MatchString(name) {
-		return authgate.APIKey{}, secret.Secret{}, authgate.Errorf(authgate.ClassInvalidRequest, "key name must be 1-63 of A-Z a-z 0-9 space . _ - starting with a letter or digit")
+		return authgate.APIKey{}, secret.Secret{}, fieldError("name", "key name must be 1-63 of A-Z a-z 0-9 space . _ - starting with a letter or digit")
+	}
+	if !kp.Role.Valid() {
+		return authgate.APIKey{}, secret.Secret{}, fieldError("role", "role must be admin, service or user")
+	}
+	switch {
+	case kp.Role == authgate.RoleUser && strings.TrimSpace(kp.UserID) == "":
+		return authgate.APIKey{}, secret.Secret{}, fieldError("user_id", "a user key needs the user_id of the end user it acts for")
+	case kp.Role == authgate.RoleUser && (len(kp.UserID) > maxUserIDLen || strings.TrimSpace(kp.UserID) != kp.UserID):
+		return authgate.APIKey{}, secret.Secret{}, fieldError("user_id", "user_id must be at most 255 bytes without surrounding spaces")
+	case kp.Role != authgate.RoleUser && kp.UserID != "":
+		return authgate.APIKey{}, secret.Secret{}, fieldError("user_id", "only a user key is bound to a user_id; leave it out for admin and service keys")
 	}
 	if _, err := s.store.TenantGetByID(ctx, tenant); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
@@ -29,7 +55,7 @@ func (s *Service) CreateKey(ctx context.Context, tenant authgate.TenantID, name 
 		return authgate.APIKey{}, secret.Secret{}, err
 	}
 	key := newKey()
-	k := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tenant, Hash: HashKey(key.Reveal()), Name: name, CreatedAt: s.clock.Now().UTC().Truncate(time.Microsecond)}
+	k := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tenant, Hash: HashKey(key.Reveal()), Name: name, Role: kp.Role, UserID: kp.UserID, CreatedAt: s.clock.Now().UTC().Truncate(time.Microsecond)}
 	if err := s.store.APIKeyInsert(ctx, k); err != nil {
 		return authgate.APIKey{}, secret.Secret{}, err
 	}
@@ -56,17 +82,17 @@ func (s *Service) RevokeKey(ctx context.Context, tenant authgate.TenantID, id au
 	if err != nil {
 		return err
 	}
-	live, found := 0, false
+	liveAdmins, lastAdmin := 0, false
 	for _, k := range keys {
-		if k.RevokedAt.IsZero() {
-			live++
-			found = found || k.ID == id
+		if k.RevokedAt.IsZero() && k.Role == authgate.RoleAdmin {
+			liveAdmins++
+			lastAdmin = lastAdmin || k.ID == id
 		}
 	}
-	if found && live == 1 {
-		// Through the API this would lock the tenant out until an operator
-		// steps in: make the replacement first.
-		return authgate.Errorf(authgate.ClassConflict, "%s is this tenant's last live API key; create another one (POST /v1/api-keys or authgate tenants keys create) before revoking it", id)
+	if lastAdmin && liveAdmins == 1 {
+		// Through the API this would leave nobody able to manage keys until
+		// an operator steps in: make the replacement first.
+		return authgate.Errorf(authgate.ClassConflict, "%s is this tenant's last live admin key; create another admin key (POST /v1/api-keys or authgate tenants keys create) before revoking it", id)
 	}
 	err = s.store.APIKeyRevoke(ctx, storage.APIKeyRevokeParams{TenantID: tenant, ID: id, At: s.clock.Now().UTC().Truncate(time.Microsecond)})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -82,10 +108,16 @@ func (s *Service) RevokeKey(ctx context.Context, tenant authgate.TenantID, id au
 }
 
 func publicKey(k storage.APIKey) authgate.APIKey {
-	out := authgate.APIKey{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt}
+	out := authgate.APIKey{ID: k.ID, Name: k.Name, Role: k.Role, UserID: k.UserID, CreatedAt: k.CreatedAt}
 	if !k.RevokedAt.IsZero() {
 		t := k.RevokedAt
 		out.RevokedAt = &t
 	}
 	return out
+}
+
+func fieldError(field, msg string) error {
+	e := authgate.Errorf(authgate.ClassInvalidRequest, "%s", msg)
+	e.Errors = []authgate.FieldError{{Field: field, Message: msg}}
+	return e
 }

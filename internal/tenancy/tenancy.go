@@ -92,10 +92,40 @@ func newKey() secret.Secret {
 	return secret.New(KeyPrefix + keyEncoding.EncodeToString(b))
 }
 
-// Principal is who an API call acts as.
+// Principal is who an API call acts as: a tenant's key, its role and, for a
+// user key, the one end user it may act for. It comes with the cached key,
+// so checking a role costs nothing per request.
 type Principal struct {
 	TenantID authgate.TenantID
 	KeyID    authgate.APIKeyID
+	Role     authgate.Role
+	// UserID is set only for a user key.
+	UserID string
+}
+
+// Allows reports whether the principal's role reaches required.
+func (p Principal) Allows(required authgate.Role) bool { return p.Role.Allows(required) }
+
+// User resolves the end user a request names (a body's user_id or a
+// ?user_id=) against the key: a user key acts only as its own user (an
+// empty name means that user; another name is refused), other keys act as
+// whichever user is named.
+func (p Principal) User(named string) (string, error) {
+	if p.Role != authgate.RoleUser {
+		return named, nil
+	}
+	if named == "" || named == p.UserID {
+		return p.UserID, nil
+	}
+	e := authgate.Errorf(authgate.ClassForbidden, "this API key acts only for its own user; user_id must be %q or left out", p.UserID)
+	e.Errors = []authgate.FieldError{{Field: "user_id", Message: "must be the key's own user"}}
+	return "", e
+}
+
+// Owns reports whether the principal may see a resource of end user
+// owner: every key but a user key, and a user key for its own user.
+func (p Principal) Owns(owner string) bool {
+	return p.Role != authgate.RoleUser || owner == p.UserID
 }
 
 // Actor names the principal on lifecycle events.
@@ -137,7 +167,7 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Princ
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	p := Principal{TenantID: k.TenantID, KeyID: k.ID}
+	p := Principal{TenantID: k.TenantID, KeyID: k.ID, Role: k.Role, UserID: k.UserID}
 	s.mu.Lock()
 	if _, had := s.keys[sum]; !had && len(s.keys) >= maxCachedKeys {
 		clear(s.keys)
@@ -173,7 +203,7 @@ func (s *Service) createTx(ctx context.Context, q storage.Queries, name, keyName
 		return authgate.Tenant{}, secret.Secret{}, err
 	}
 	key := newKey()
-	if err := q.APIKeyInsert(ctx, storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: t.ID, Hash: HashKey(key.Reveal()), Name: keyName, CreatedAt: now}); err != nil {
+	if err := q.APIKeyInsert(ctx, storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: t.ID, Hash: HashKey(key.Reveal()), Name: keyName, Role: authgate.RoleAdmin, CreatedAt: now}); err != nil {
 		return authgate.Tenant{}, secret.Secret{}, err
 	}
 	return public(t), key, nil

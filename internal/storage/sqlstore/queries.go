@@ -20,7 +20,7 @@ import (
 // (sqlitestore does, on its read pool); the text is what it must match.
 const (
 	credentialByIDQuery = `SELECT ` + credentialColumns + ` FROM credentials WHERE id = $1 AND tenant_id = $2`
-	apiKeyByHashQuery   = `SELECT id, tenant_id, hash, name, created_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`
+	apiKeyByHashQuery   = `SELECT id, tenant_id, hash, name, role, user_id, created_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`
 )
 
 // HotQueries lists the hot reads' text, for backends that prepare them.
@@ -71,23 +71,23 @@ func (q Queries) TenantSetReturnURLs(ctx context.Context, id authgate.TenantID, 
 }
 
 func (q Queries) APIKeyInsert(ctx context.Context, k storage.APIKey) error {
-	_, err := q.W.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, hash, name, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		k.ID, k.TenantID, k.Hash, k.Name, q.ts(k.CreatedAt))
+	_, err := q.W.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, hash, name, role, user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		k.ID, k.TenantID, k.Hash, k.Name, string(k.Role), k.UserID, q.ts(k.CreatedAt))
 	return q.mapErr(err)
 }
 
 func (q Queries) APIKeyGetByHash(ctx context.Context, hash []byte) (storage.APIKey, error) {
 	var k storage.APIKey
-	err := q.R.QueryRow(ctx, apiKeyByHashQuery, hash).Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, at(&k.CreatedAt))
+	err := q.R.QueryRow(ctx, apiKeyByHashQuery, hash).Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &k.Role, &k.UserID, at(&k.CreatedAt))
 	return k, q.mapErr(err)
 }
 
 func (q Queries) APIKeyList(ctx context.Context, tenant authgate.TenantID) ([]storage.APIKey, error) {
 	return queryRows(ctx, q, q.R, func(s Row) (storage.APIKey, error) {
 		var k storage.APIKey
-		err := s.Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, at(&k.CreatedAt), at(&k.RevokedAt))
+		err := s.Scan(&k.ID, &k.TenantID, &k.Hash, &k.Name, &k.Role, &k.UserID, at(&k.CreatedAt), at(&k.RevokedAt))
 		return k, q.mapErr(err)
-	}, `SELECT id, tenant_id, hash, name, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id`, tenant)
+	}, `SELECT id, tenant_id, hash, name, role, user_id, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id`, tenant)
 }
 
 func (q Queries) APIKeyRevoke(ctx context.Context, p storage.APIKeyRevokeParams) error {

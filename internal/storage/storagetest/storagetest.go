@@ -165,7 +165,7 @@ func testTenants(t *testing.T, s storage.Store) {
 func testAPIKeys(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	tn := mustTenant(t, s, "acme")
-	k := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tn.ID, Hash: []byte("0123456789abcdef0123456789abcdef"), Name: "admin", CreatedAt: base}
+	k := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tn.ID, Hash: []byte("0123456789abcdef0123456789abcdef"), Name: "admin", Role: authgate.RoleAdmin, CreatedAt: base}
 	if err := s.APIKeyInsert(ctx, k); err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +183,18 @@ func testAPIKeys(t *testing.T, s storage.Store) {
 	k2.ID = authgate.NewAPIKeyID()
 	if err := s.APIKeyInsert(ctx, k2); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("duplicate hash err = %v; want ErrConflict", err)
+	}
+	// A user key keeps its role and its end user.
+	u := storage.APIKey{ID: authgate.NewAPIKeyID(), TenantID: tn.ID, Hash: []byte("fedcba9876543210fedcba9876543210"), Name: "agent", Role: authgate.RoleUser, UserID: "alice", CreatedAt: base.Add(time.Second)}
+	if err := s.APIKeyInsert(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.APIKeyGetByHash(ctx, u.Hash); err != nil || got.Role != authgate.RoleUser || got.UserID != "alice" {
+		t.Fatalf("user key read back as %+v, %v", got, err)
+	}
+	list, err := s.APIKeyList(ctx, tn.ID)
+	if err != nil || len(list) != 2 || list[0].Role != authgate.RoleAdmin || list[1].Role != authgate.RoleUser || list[1].UserID != "alice" {
+		t.Fatalf("APIKeyList = %+v, %v; want the admin key, then the user key of alice", list, err)
 	}
 }
 

@@ -206,7 +206,7 @@ func (r *run) required() []string {
 		if len(alts) == 0 {
 			continue
 		}
-		i := slices.IndexFunc(alts, func(s string) bool { return slices.Contains(r.cred.GrantedScopes, s) })
+		i := slices.IndexFunc(alts, func(s string) bool { return r.p.HasScope(r.cred.GrantedScopes, s) })
 		out = append(out, alts[max(i, 0)])
 	}
 	slices.Sort(out)
@@ -312,7 +312,7 @@ func (r *run) droppedFor(action string) []string {
 	alts := r.p.Actions[action]
 	var out []string
 	for _, s := range alts {
-		if slices.Contains(r.cred.GrantedScopes, s) {
+		if r.p.HasScope(r.cred.GrantedScopes, s) {
 			out = append(out, s)
 		}
 	}

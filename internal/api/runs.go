@@ -35,6 +35,9 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	if len(b.Bindings) > 20 || len(b.Actions) > 100 {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 20 bindings and 100 actions")
 	}
+	if err := decodeTargets(b.Targets); err != nil {
+		return err
+	}
 	if err := a.knownActions(b.Actions); err != nil {
 		return err
 	}

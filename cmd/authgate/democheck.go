@@ -65,10 +65,9 @@ Exit status: 0 all passed, 1 an item failed, 2 could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			o.serverURL = strings.TrimRight(cmp.Or(o.serverURL, envOr("AUTHGATE_URL", "")), "/")
-			o.apiKey = cmp.Or(o.apiKey, envOr("AUTHGATE_API_KEY", ""), envOr("AUTHGATE_KEY", ""))
+			o.serverURL, o.apiKey = serverAndKey(o.serverURL, o.apiKey)
 			if o.serverURL == "" || o.apiKey == "" {
-				return couldNotRun(errors.New("democheck talks to a running server: set AUTHGATE_URL and AUTHGATE_API_KEY (or --server/--api-key)"))
+				return couldNotRun(errors.New("democheck talks to a running server: " + serverEnvHelp))
 			}
 			for _, p := range o.providers {
 				if democheckActions[p] == nil {

@@ -190,11 +190,7 @@ func (a *API) gateStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 					a.flagged(ctx, p, run.Bindings[bind], before)
 					return a.blockOnTokenError(ctx, p, run, bind, err)
 				}
-				st := authgate.StepToken{AccessToken: t.AccessToken.Reveal()}
-				if t.ExpiresAt != nil {
-					st.ExpiresAt = *t.ExpiresAt
-				}
-				tokens[bind] = st
+				tokens[bind] = authgate.StepToken{AccessToken: t.AccessToken.Reveal(), ExpiresAt: t.ExpiresAt}
 				fps[bind] = t.AccessToken.Fingerprint()
 			}
 		}

@@ -204,6 +204,33 @@ func Load(o Options) (*Catalog, error) {
 	return c, nil
 }
 
+// ProviderNames lists the provider names known without contacting
+// anyone: the built-in entries and the names in the providers file (when
+// given). The CLI checks a --provider flag against it.
+func ProviderNames(userFile string) ([]string, error) {
+	var b file
+	if err := yaml.Unmarshal(builtin, &b); err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	if userFile != "" {
+		data, err := os.ReadFile(userFile)
+		if err != nil {
+			return nil, fmt.Errorf("providers file: %w", err)
+		}
+		var f file
+		if err := yaml.Unmarshal(data, &f); err != nil {
+			return nil, fmt.Errorf("providers file %s: %w", userFile, err)
+		}
+		b.Providers = append(b.Providers, f.Providers...)
+	}
+	var out []string
+	for _, p := range b.Providers {
+		out = append(out, p.Name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
 func (c *Catalog) loadUser(o Options) error {
 	data, err := os.ReadFile(o.UserFile)
 	if err != nil {

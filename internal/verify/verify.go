@@ -283,7 +283,8 @@ func (r *run) fail(c *authgate.VerifyCheck, action string, err error) {
 		cl := classify.Classify(pe)
 		c.Class, c.HTTPStatus, c.ProviderRequestID = cl.Class, pe.Status, pe.RequestID
 		c.Detail = cl.Message
-		if code := pe.Code(); code != "" {
+		// The code the class was decided on, so the label and the class agree.
+		if code := cmp.Or(cl.ErrorCode, pe.Code()); code != "" {
 			c.Detail = fmt.Sprintf("%s (%s, HTTP %d)", cl.Message, code, pe.Status)
 		}
 		var missing []string

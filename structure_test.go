@@ -64,7 +64,7 @@ var layers = []struct {
 	{1, []string{"/internal/returnurl", "/internal/secret", "/internal/keyring", "/internal/clock", "/internal/catalog", "/internal/classify", "/internal/httprec", "/internal/loadgen", "/webhook", "/workflow", "/connector"}},
 	{2, []string{"/internal/storage"}},
 	{3, []string{"/internal/vault", "/internal/tenancy"}},
-	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector", "/internal/verify"}},
+	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector", "/internal/verify", "/internal/diagnose"}},
 	{5, []string{"/internal/worker", "/internal/api", "/internal/ui", "/internal/mcpserver"}},
 	{6, []string{"/server"}}, // server/tokenbench too
 	{7, []string{"/cmd", "/authgatetest", "/e2e"}},

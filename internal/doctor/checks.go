@@ -408,9 +408,17 @@ func (g *diag) storage(ctx context.Context) {
 	// rotation; the stored one must be the last recorded.
 	var fp string
 	unexplained := 0
-	subjects := 0
+	// identity_mismatch events count only until the right account's newer
+	// consent or refresh makes the credential work again (then: history).
+	subjects, healed := 0, 0
 	for _, e := range g.events {
 		i := info(e)
+		switch e.Type {
+		case authgate.EventTokenIssued, authgate.EventRefreshSucceeded, authgate.EventReconnected:
+			if subjects > 0 && g.cred.Status == authgate.CredentialStatusActive {
+				healed, subjects = healed+subjects, 0
+			}
+		}
 		switch e.Type {
 		case authgate.EventTokenIssued:
 			fp = i.RefreshFP
@@ -438,9 +446,12 @@ func (g *diag) storage(ctx context.Context) {
 	default:
 		g.add(sec, "refresh_fingerprint", pass, "", "the refresh token fingerprint "+cmp.Or(g.cred.RefreshTokenFingerprint, "(none)")+" changed only with recorded consents and refreshes", "")
 	}
-	if subjects > 0 {
+	switch {
+	case subjects > 0:
 		g.add(sec, "second_consent", fail, authgate.CauseWrongPrincipal, fmt.Sprintf("%d identity_mismatch event(s): another account's tokens were offered for this credential", subjects), g.reauthFixFor(authgate.CauseWrongPrincipal))
-	} else {
+	case healed > 0:
+		g.add(sec, "second_consent", pass, "", fmt.Sprintf("history: %d identity_mismatch event(s), then the right account's consent or refresh; no other account's tokens are stored", healed), "")
+	default:
 		g.add(sec, "second_consent", pass, "", "no consent by another account overwrote it", "")
 	}
 }

@@ -2,10 +2,13 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
+	"github.com/authgate/authgate/internal/diagnose"
+	"github.com/authgate/authgate/sandbox"
 )
 
 // TestClassifyAuthorizeStep: POST /v1/classify with operation authorize
@@ -37,5 +40,22 @@ func TestClassifyAuthorizeStep(t *testing.T) {
 	}
 	if _, err := env.Client.Classify(ctx, authgate.ClassifyRequest{Provider: "google", Operation: "refresh", Body: "{}"}); err == nil {
 		t.Fatal("a refresh without a status was classified")
+	}
+	// The sandbox's own admin-policy page, as a user (or a browser
+	// automation) would copy it, classifies the same.
+	if err := env.Server.Sandbox.InjectFault(sandbox.Fault{Provider: "google", Fault: "admin_policy", Domain: "globex.example"}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := env.Client.CreateConnectSession(ctx, authgate.ConnectSessionRequest{UserID: "gus", Provider: "google", Actions: []string{"drive.files.list"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page *sandbox.ConsentError
+	if err := diagnose.SandboxSignIn(ctx, cs.ConnectURL, "gus@globex.example"); !errors.As(err, &page) {
+		t.Fatalf("sign-in under an admin policy: %v", err)
+	}
+	got, err := env.Client.Classify(ctx, authgate.ClassifyRequest{Provider: "google", Operation: "authorize", Status: page.Status, Body: page.Page})
+	if err != nil || got.Class != authgate.ClassAdminPolicy {
+		t.Fatalf("the sandbox's page %q classified %+v, %v", page.Page, got, err)
 	}
 }

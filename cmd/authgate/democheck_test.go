@@ -64,7 +64,7 @@ func TestDemoCheck(t *testing.T) {
 	if ev := got["google/disconnect"].Evidence; !strings.Contains(ev, "removed 1 credential") {
 		t.Errorf("disconnect: %s", ev)
 	}
-	if ev := got["google/account"].Evidence; !strings.Contains(ev, "demo@acme.example") {
+	if ev := got["google/account"].Evidence; !strings.Contains(ev, "demo@acme.example") || !strings.Contains(ev, "confirmed live") {
 		t.Errorf("account: %s", ev)
 	}
 	out, err = runWith(t, env, "democheck", "--providers", "google")

@@ -60,6 +60,11 @@ type demoChecker struct {
 	apis     demo.Options
 	progress io.Writer
 	rep      authgate.DemoCheck
+	// verified is the live verification (the same checks the doctor runs)
+	// of the credential just connected: the account item reads its
+	// identity, the scopes item its scope diff and verdict.
+	verified    authgate.Verification
+	verifiedErr error
 }
 
 func (d *demoChecker) add(provider, name string, err error, evidence, fix string) bool {
@@ -108,7 +113,7 @@ func RunDemoCheck(ctx context.Context, o DemoCheckOptions, progress io.Writer) (
 		if !ok {
 			continue
 		}
-		if !d.scopes(ctx, p, id) {
+		if !d.scopes(p) {
 			continue
 		}
 		switch p {
@@ -164,6 +169,15 @@ func (d *demoChecker) reconnect(ctx context.Context, p string) (authgate.Credent
 	if cr.WorkspaceID != "" {
 		ev += " · workspace " + cr.WorkspaceID
 	}
+	// Who the provider says the token is, live: verify's identity check.
+	d.verified, d.verifiedErr = d.c.Verify(ctx, id, authgate.VerifyRequest{Actions: DemoCheckActions[p]})
+	switch {
+	case err != nil || d.verifiedErr != nil:
+	case !d.verified.IdentityMatchesStored:
+		err = fmt.Errorf("the provider says the token is %s, not the account stored", dash(d.verified.Identity.Label))
+	case d.verified.Identity.Subject != "" || d.verified.Identity.Label != "":
+		ev += " · confirmed live"
+	}
 	return id, d.add(p, "account", err, ev, "sign in with "+account+" (use a browser profile signed into that account only)")
 }
 
@@ -214,9 +228,10 @@ func (d *demoChecker) connect(ctx context.Context, p, account string) (authgate.
 	}
 }
 
-// scopes verifies the credential live for the demo's actions.
-func (d *demoChecker) scopes(ctx context.Context, p string, id authgate.CredentialID) bool {
-	v, err := d.c.Verify(ctx, id, authgate.VerifyRequest{Actions: DemoCheckActions[p]})
+// scopes reports the live verification's scope diff for the demo's
+// actions (run once, in reconnect).
+func (d *demoChecker) scopes(p string) bool {
+	v, err := d.verified, d.verifiedErr
 	if err == nil && len(v.Scopes.Missing) > 0 {
 		err = fmt.Errorf("missing %s", strings.Join(v.Scopes.Missing, " "))
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	}
 	if err := decodeTargets(b.Targets); err != nil {
 		return err
+	}
+	if string(bytes.TrimSpace(b.Targets)) == "null" {
+		b.Targets = nil // "targets": null is no targets, stored as none
 	}
 	if err := a.knownActions(b.Actions); err != nil {
 		return err

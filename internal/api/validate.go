@@ -104,11 +104,11 @@ func badString(v reflect.Value, path, name string) (string, string, bool) {
 	return "", "", false
 }
 
-// decodeTargets checks a run's targets: absent, or an object with the
-// target fields (authgate.VerifyTargets), each a string.
+// decodeTargets checks a run's targets: absent (or null), or an object
+// with the target fields (authgate.VerifyTargets), each a string.
 func decodeTargets(raw json.RawMessage) error {
 	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
+	if len(t) == 0 || string(t) == "null" {
 		return nil
 	}
 	if t[0] != '{' {

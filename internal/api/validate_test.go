@@ -71,9 +71,13 @@ func TestValidationNamesTheField(t *testing.T) {
 		t.Fatalf("a refused body created an API key: %d keys, %v", len(keys), err)
 	}
 	runs, err := env.Client.Runs(context.Background(), authgate.RunFilter{})
-	if err != nil || len(runs.Runs) != 1 {
+	if err != nil || len(runs.Runs) != 1 { // the one created before the refusals
 		b, _ := json.Marshal(runs)
 		t.Fatalf("a refused body created a run: %s, %v", b, err)
+	}
+	// null targets are no targets.
+	if resp := do(t, "POST", env.URL+"/v1/runs", env.AdminKey, "application/json", strings.NewReader(runBody(`,"targets":null`))); resp.status != 201 || strings.Contains(string(resp.body), `"targets":null`) {
+		t.Fatalf("null targets: %d %s", resp.status, resp.body)
 	}
 	// A well-formed targets object is accepted.
 	resp := do(t, "POST", env.URL+"/v1/runs", env.AdminKey, "application/json", strings.NewReader(runBody(`,"targets":{"drive_folder":"f-1"}`)))

@@ -134,9 +134,16 @@ func (e *ProviderError) Unwrap() error { return e.Cause }
 
 // Code is the most specific code the provider gave: Slack's error, Notion's
 // code, the OAuth error, the Bearer challenge's error, then the first Google
-// reason.
+// reason. At an API the Bearer challenge comes before the body's OAuth-style
+// error: RFC 6750 makes the challenge the resource server's verdict on the
+// token, and Google's userinfo pairs error="invalid_token" with a body
+// saying "invalid_request", which would label a revoked token a bad request.
 func (e *ProviderError) Code() string {
-	for _, c := range []string{e.SlackError, e.NotionCode, e.OAuthError, e.BearerError} {
+	order := []string{e.SlackError, e.NotionCode, e.OAuthError, e.BearerError}
+	if e.Operation == ProviderOpAPI {
+		order[2], order[3] = e.BearerError, e.OAuthError
+	}
+	for _, c := range order {
 		if c != "" {
 			return c
 		}

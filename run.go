@@ -186,8 +186,10 @@ type StepGateRequest struct {
 
 // StepToken is an access token a gate hands a step for one binding.
 type StepToken struct {
-	AccessToken string    `json:"access_token"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	AccessToken string `json:"access_token"`
+	// ExpiresAt is absent when the token has no known expiry (Notion's
+	// never expire), rather than a zero time that reads as long expired.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // StepGateResponse answers a gate: tokens valid for the step, or, for a

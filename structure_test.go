@@ -65,7 +65,7 @@ var layers = []struct {
 	{1, []string{"/internal/netpolicy"}}, // outbound address policy (webhooks)
 	{2, []string{"/internal/storage"}},
 	{3, []string{"/internal/vault", "/internal/tenancy"}},
-	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector", "/internal/verify"}},
+	{4, []string{"/internal/broker", "/internal/refresh", "/internal/gate", "/internal/doctor", "/internal/connector", "/internal/verify", "/internal/diagnose"}},
 	{5, []string{"/internal/worker", "/internal/runs", "/internal/jobs", "/internal/api", "/internal/ui", "/internal/mcpserver"}},
 	{6, []string{"/server"}}, // server/tokenbench too
 	{7, []string{"/cmd", "/authgatetest", "/e2e"}},

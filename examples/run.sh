@@ -15,8 +15,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 export AUTHGATE_URL="$(sed -n 's/^authgate is serving on \([^ ]*\).*/\1/p' "$work/out")"
-export AUTHGATE_KEY="$(sed -n 's/^admin key: //p' "$work/out")"
-[ -n "$AUTHGATE_URL" ] && [ -n "$AUTHGATE_KEY" ] || { cat "$work/out" "$work/log"; exit 1; }
+export AUTHGATE_API_KEY="$(sed -n 's/^admin key: //p' "$work/out")"
+[ -n "$AUTHGATE_URL" ] && [ -n "$AUTHGATE_API_KEY" ] || { cat "$work/out" "$work/log"; exit 1; }
 
 echo "-- python"
 python3 "$root/examples/python/connect_and_token.py" | tee "$work/py"
@@ -24,3 +24,11 @@ grep -q '^reauth_required: Ask the user to reconnect' "$work/py"
 echo "-- typescript (node $(node --version))"
 node "$root/examples/typescript/connect_and_token.ts" | tee "$work/ts"
 grep -q '^reauth_required: Ask the user to reconnect' "$work/ts"
+# Neither example leaves its consent preset behind (while one is set, every
+# Google connect on the server would complete as the example's account).
+python3 - <<'PY'
+import json, os, urllib.request
+left = json.load(urllib.request.urlopen(os.environ["AUTHGATE_URL"] + "/sandbox/admin/consent"))["consents"]
+assert left == [], "consent presets left behind: %r" % left
+print("-- no consent preset left behind")
+PY

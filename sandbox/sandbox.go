@@ -19,7 +19,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -258,6 +260,26 @@ func (s *Sandbox) SetConsent(providerName string, c Consent) error {
 	return nil
 }
 
+// ConsentPreset is one provider's consent preset, as GET
+// /sandbox/admin/consent lists it.
+type ConsentPreset struct {
+	Provider string `json:"provider"`
+	Consent
+}
+
+// Consents lists the consent presets in force, by provider name: while one
+// is set, every connect to that provider completes as its account, so a
+// forgotten preset must be visible.
+func (s *Sandbox) Consents() []ConsentPreset {
+	out := []ConsentPreset{}
+	for _, name := range slices.Sorted(maps.Keys(s.providers)) {
+		if c, ok := s.providers[name].Core().CurrentPreset(); ok {
+			out = append(out, ConsentPreset{Provider: name, Consent: c})
+		}
+	}
+	return out
+}
+
 // ClearConsent removes the provider's consent preset ("" for all).
 func (s *Sandbox) ClearConsent(providerName string) error {
 	if providerName == "" {
@@ -329,6 +351,9 @@ func (s *Sandbox) registerAdminRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, map[string]any{"clients": s.Clients()})
 	})
 	mux.HandleFunc("POST /sandbox/admin/clients", s.adminRegisterClient)
+	mux.HandleFunc("GET /sandbox/admin/consent", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"consents": s.Consents()})
+	})
 	mux.HandleFunc("POST /sandbox/admin/consent", s.adminConsent)
 	mux.HandleFunc("DELETE /sandbox/admin/consent", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ClearConsent(r.URL.Query().Get("provider")); err != nil {

@@ -101,7 +101,11 @@ type StepContext struct {
 // TokenSource is the gated token of a binding, valid for the step.
 func (s *StepContext) TokenSource(binding string) oauth2.TokenSource {
 	t := s.tokens[binding]
-	return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t.AccessToken, TokenType: "Bearer", Expiry: t.ExpiresAt})
+	tok := &oauth2.Token{AccessToken: t.AccessToken, TokenType: "Bearer"}
+	if t.ExpiresAt != nil {
+		tok.Expiry = *t.ExpiresAt
+	}
+	return oauth2.StaticTokenSource(tok)
 }
 
 // Checkpoint decodes the checkpoint of an earlier step into v.

@@ -33,6 +33,9 @@ func newCredsListCmd(g *globals) *cobra.Command {
 		Short: "List credentials (every tenant unless --tenant)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := oneOf("--status", status, credentialStatuses); err != nil {
+				return err
+			}
 			core, err := g.openMetadata(cmd.Context())
 			if err != nil {
 				return err
@@ -57,6 +60,14 @@ func newCredsListCmd(g *globals) *cobra.Command {
 					break
 				}
 				p.After = next
+			}
+			// A provider this installation does not know, with nothing
+			// stored under it, is a typo: fail with the likely name. (One
+			// with credentials is listed whatever the catalog says now.)
+			if len(all) == 0 {
+				if err := checkProvider(provider); err != nil {
+					return err
+				}
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), all)

@@ -22,21 +22,14 @@ func newCredsVerifyCmd() *cobra.Command {
 		Use:   "verify CREDENTIAL_ID",
 		Short: "Verify a connector live: identity, scopes and one-call checks (through a running authgate serve)",
 		Long: `Runs the provider's minimal checks through POST /v1/credentials/{id}/verify of a
-running server (--server or AUTHGATE_URL, --api-key or AUTHGATE_KEY) and prints
+running server (--server or AUTHGATE_URL, --api-key or AUTHGATE_API_KEY) and prints
 each check with its class and fix. The result is stored on the credential.
 Exits 1 when the verdict is fail.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if serverURL == "" {
-				serverURL = envOr("AUTHGATE_URL", "")
-			}
-			if apiKey == "" {
-				// AUTHGATE_API_KEY is what doctor and mcp read; AUTHGATE_KEY is
-				// what serve's next steps export. Either works.
-				apiKey = envOr("AUTHGATE_API_KEY", envOr("AUTHGATE_KEY", ""))
-			}
+			serverURL, apiKey = serverAndKey(serverURL, apiKey)
 			if serverURL == "" || apiKey == "" {
-				return errors.New("creds verify calls a running server: set --server and --api-key (or AUTHGATE_URL and AUTHGATE_API_KEY)")
+				return errors.New("creds verify calls a running server: " + serverEnvHelp)
 			}
 			req := authgate.VerifyRequest{Actions: actions}
 			if targets != (authgate.VerifyTargets{}) {
@@ -62,7 +55,7 @@ Exits 1 when the verdict is fail.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&serverURL, "server", "", "authgate base URL (default $AUTHGATE_URL)")
-	f.StringVar(&apiKey, "api-key", "", "tenant API key (default $AUTHGATE_KEY)")
+	f.StringVar(&apiKey, "api-key", "", "tenant API key (default $AUTHGATE_API_KEY)")
 	f.StringVar(&targets.DriveFolder, "drive-folder", "", "Drive folder id the workflow uses")
 	f.StringVar(&targets.NotionPage, "notion-page", "", "Notion page id the workflow uses")
 	f.StringVar(&targets.NotionDatabase, "notion-database", "", "Notion database id the workflow uses")

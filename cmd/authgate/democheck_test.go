@@ -11,6 +11,7 @@ import (
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
 	"github.com/authgate/authgate/connector/gdrive"
+	"github.com/authgate/authgate/internal/diagnose"
 	"github.com/authgate/authgate/sandbox"
 )
 
@@ -20,7 +21,7 @@ func democheckEnv(t *testing.T) (*authgatetest.Env, string) {
 	t.Helper()
 	env := authgatetest.Start(t, authgatetest.Options{})
 	ctx := context.Background()
-	c := env.Connect(t, authgatetest.ConnectParams{UserID: "demo-user", Provider: "google", Actions: democheckActions["google"], Choice: sandbox.Choice{Account: "demo@acme.example"}})
+	c := env.Connect(t, authgatetest.ConnectParams{UserID: "demo-user", Provider: "google", Actions: diagnose.DemoCheckActions["google"], Choice: sandbox.Choice{Account: "demo@acme.example"}})
 	dr, err := gdrive.New(ctx, env.Client.TokenSource(ctx, c.ID, authgate.TokenRequest{}), gdrive.Options{Endpoint: env.SandboxAPI("drive")})
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +43,9 @@ func items(r authgate.DemoCheck) map[string]authgate.DemoCheckItem {
 
 // TestDemoCheck: against the sandbox with no human input every item
 // passes (the old Google credential is disconnected, both providers
-// reconnected by the sandbox consent preset, the Notion database found);
-// the human output is a pasteable checklist without tokens.
+// reconnected on the sandbox's consent page, the Notion database found);
+// the human output is a pasteable checklist without tokens, and no consent
+// preset is left behind on the server.
 func TestDemoCheck(t *testing.T) {
 	t.Parallel()
 	env, folder := democheckEnv(t)
@@ -62,7 +64,7 @@ func TestDemoCheck(t *testing.T) {
 	if ev := got["google/disconnect"].Evidence; !strings.Contains(ev, "removed 1 credential") {
 		t.Errorf("disconnect: %s", ev)
 	}
-	if ev := got["google/account"].Evidence; !strings.Contains(ev, "demo@acme.example") {
+	if ev := got["google/account"].Evidence; !strings.Contains(ev, "demo@acme.example") || !strings.Contains(ev, "confirmed live") {
 		t.Errorf("account: %s", ev)
 	}
 	out, err = runWith(t, env, "democheck", "--providers", "google")
@@ -70,6 +72,9 @@ func TestDemoCheck(t *testing.T) {
 		t.Fatalf("human output: %v\n%s", err, out)
 	}
 	t.Logf("\n%s", out)
+	if left := env.Server.Sandbox.Consents(); len(left) != 0 {
+		t.Fatalf("democheck left consent presets behind: %+v", left)
+	}
 }
 
 // TestDemoCheckFault: a fault injected before democheck runs fails the

@@ -48,8 +48,7 @@ Exit status: 0 healthy, 1 problems found, 2 could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			serverURL = cmp.Or(serverURL, envOr("AUTHGATE_URL", ""))
-			apiKey = cmp.Or(apiKey, envOr("AUTHGATE_API_KEY", ""), envOr("AUTHGATE_KEY", ""))
+			serverURL, apiKey = serverAndKey(serverURL, apiKey)
 			if credID == "" && runID == "" && (user == "" || provider == "") {
 				return couldNotRun(errors.New("name a credential: --credential ID, --run ID, or --user U --provider P"))
 			}
@@ -62,6 +61,11 @@ Exit status: 0 healthy, 1 problems found, 2 could not run.`,
 				d, err = g.doctorLocal(cmd.Context(), credID, user, provider, runID, req)
 			}
 			if err != nil {
+				// No such credential because of a typo in --provider: say
+				// that, with the likely name, rather than "0 credentials".
+				if perr := checkProvider(provider); perr != nil {
+					return couldNotRun(perr)
+				}
 				return couldNotRun(err)
 			}
 			if asJSON {

@@ -18,21 +18,24 @@ func newRunsCmd() *cobra.Command {
 	var serverURL, apiKey, state, user string
 	var asJSON bool
 	client := func() (*authgate.Client, error) {
-		serverURL, apiKey = cmpOr(serverURL, envOr("AUTHGATE_URL", "")), cmpOr(apiKey, envOr("AUTHGATE_KEY", ""))
+		serverURL, apiKey = serverAndKey(serverURL, apiKey)
 		if serverURL == "" || apiKey == "" {
-			return nil, errors.New("runs calls a running server: set --server and --api-key (or AUTHGATE_URL and AUTHGATE_KEY)")
+			return nil, errors.New("runs calls a running server: " + serverEnvHelp)
 		}
 		return authgate.NewClient(serverURL, apiKey), nil
 	}
 	cmd := &cobra.Command{Use: "runs", Short: "List and show workflow runs (through a running authgate serve)"}
 	cmd.PersistentFlags().StringVar(&serverURL, "server", "", "authgate base URL (default $AUTHGATE_URL)")
-	cmd.PersistentFlags().StringVar(&apiKey, "api-key", "", "tenant API key (default $AUTHGATE_KEY)")
+	cmd.PersistentFlags().StringVar(&apiKey, "api-key", "", "tenant API key (default $AUTHGATE_API_KEY)")
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List runs, newest id last",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := oneOf("--state", state, runStates); err != nil {
+				return err
+			}
 			c, err := client()
 			if err != nil {
 				return err

@@ -63,16 +63,16 @@ func nextSteps(w io.Writer, base, adminKey string, sandbox bool) {
 	base = strings.TrimRight(base, "/")
 	fmt.Fprintln(w, "\nNext steps:")
 	if adminKey != "" {
-		fmt.Fprintf(w, "  export AUTHGATE_KEY=%s   # the admin key: shown once, keep it\n", adminKey)
+		fmt.Fprintf(w, "  export AUTHGATE_API_KEY=%s   # the admin key: shown once, keep it\n", adminKey)
 	} else {
-		fmt.Fprintln(w, "  export AUTHGATE_KEY=ag_…   # the admin key printed when this database was created")
+		fmt.Fprintln(w, "  export AUTHGATE_API_KEY=ag_…   # the admin key printed when this database was created")
 	}
 	fmt.Fprintf(w, "  export AUTHGATE_URL=%s\n", base)
 	if sandbox {
 		fmt.Fprintf(w, "  Sandbox providers (google, notion, slack, oidc) at %s/sandbox/ — no real accounts needed.\n", base)
 	}
 	fmt.Fprintln(w, "  Create a connect link, then open its connect_url in a browser:")
-	fmt.Fprintln(w, `    curl -s -X POST "$AUTHGATE_URL/v1/connect-sessions" -H "Authorization: Bearer $AUTHGATE_KEY" \`)
+	fmt.Fprintln(w, `    curl -s -X POST "$AUTHGATE_URL/v1/connect-sessions" -H "Authorization: Bearer $AUTHGATE_API_KEY" \`)
 	fmt.Fprintln(w, `      -H 'Content-Type: application/json' -d '{"user_id":"alice","provider":"google","actions":["drive.files.list"]}'`)
 	fmt.Fprintf(w, "  API reference: %s/v1/openapi.json\n\n", base)
 }

@@ -6,7 +6,7 @@ lets the link finish without a person; with real providers it prints the
 link for you to open), waits for the connection, asks for a token, and
 handles reauth_required by printing the problem's agent_hint.
 
-    export AUTHGATE_URL=http://127.0.0.1:8080 AUTHGATE_KEY=ag_...
+    export AUTHGATE_URL=http://127.0.0.1:8080 AUTHGATE_API_KEY=ag_...
     python3 examples/python/connect_and_token.py
 """
 import json
@@ -17,7 +17,9 @@ import urllib.error
 import urllib.request
 
 BASE = os.environ.get("AUTHGATE_URL", "http://127.0.0.1:8080").rstrip("/")
-KEY = os.environ.get("AUTHGATE_KEY", "")
+# AUTHGATE_API_KEY is the name every authgate tool reads; AUTHGATE_KEY is
+# the older one, still accepted.
+KEY = os.environ.get("AUTHGATE_API_KEY") or os.environ.get("AUTHGATE_KEY", "")
 USER = os.environ.get("AUTHGATE_EXAMPLE_USER", "py-example-user")
 SANDBOX = os.environ.get("AUTHGATE_EXAMPLE_SANDBOX", "1") == "1"
 
@@ -39,7 +41,7 @@ def call(method, path, body=None, key=KEY):
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.load(resp)
+            return json.load(resp) if resp.status != 204 else None
     except urllib.error.HTTPError as e:
         doc = json.load(e) if "json" in (e.headers.get("Content-Type") or "") else {"title": str(e)}
         raise Problem(e.code, doc) from None
@@ -47,11 +49,21 @@ def call(method, path, body=None, key=KEY):
 
 def main():
     if not KEY:
-        sys.exit("set AUTHGATE_KEY to the admin key `authgate serve` printed")
-    if SANDBOX:
-        # The sandbox's consent preset answers the consent screen for us.
-        call("POST", "/sandbox/admin/consent", {"provider": "google", "account": "ada@example.com"}, key="")
+        sys.exit("set AUTHGATE_API_KEY to the admin key `authgate serve` printed")
+    if not SANDBOX:
+        run()
+        return
+    # The sandbox's consent preset answers the consent screen for us. While
+    # it is set, every Google connect on this server completes as ada: take
+    # it away however the example ends.
+    call("POST", "/sandbox/admin/consent", {"provider": "google", "account": "ada@example.com"}, key="")
+    try:
+        run()
+    finally:
+        call("DELETE", "/sandbox/admin/consent?provider=google", key="")
 
+
+def run():
     session = call("POST", "/v1/connect-sessions",
                    {"user_id": USER, "provider": "google", "actions": ["drive.files.list"]})
     print("connect link:", session["connect_url"], "(expires", session["expires_at"] + ")")

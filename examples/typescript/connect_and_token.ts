@@ -5,7 +5,7 @@
 // link for you to open), waits for the connection, asks for a token, and
 // handles reauth_required by printing the problem's agent_hint.
 //
-//   export AUTHGATE_URL=http://127.0.0.1:8080 AUTHGATE_KEY=ag_...
+//   export AUTHGATE_URL=http://127.0.0.1:8080 AUTHGATE_API_KEY=ag_...
 //   node examples/typescript/connect_and_token.ts
 //
 // Node 20 cannot strip type annotations, so this file carries none: it is
@@ -14,7 +14,9 @@
 // compile with tsc.
 
 const BASE = (process.env.AUTHGATE_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "");
-const KEY = process.env.AUTHGATE_KEY ?? "";
+// AUTHGATE_API_KEY is the name every authgate tool reads; AUTHGATE_KEY is
+// the older one, still accepted.
+const KEY = process.env.AUTHGATE_API_KEY || process.env.AUTHGATE_KEY || "";
 const USER = process.env.AUTHGATE_EXAMPLE_USER ?? "ts-example-user";
 const SANDBOX = (process.env.AUTHGATE_EXAMPLE_SANDBOX ?? "1") === "1";
 
@@ -43,7 +45,7 @@ async function call(method, path, body, key = KEY) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const isJSON = (resp.headers.get("content-type") ?? "").includes("json");
-  const doc = isJSON ? await resp.json() : { title: await resp.text() };
+  const doc = resp.status === 204 ? null : isJSON ? await resp.json() : { title: await resp.text() };
   if (!resp.ok) throw new Problem(resp.status, doc);
   return doc;
 }
@@ -73,11 +75,20 @@ async function browse(url) {
 }
 
 async function main() {
-  if (!KEY) throw new Error("set AUTHGATE_KEY to the admin key `authgate serve` printed");
-  if (SANDBOX) {
-    // The sandbox's consent preset answers the consent screen for us.
-    await call("POST", "/sandbox/admin/consent", { provider: "google", account: "grace@example.com" }, "");
+  if (!KEY) throw new Error("set AUTHGATE_API_KEY to the admin key `authgate serve` printed");
+  if (!SANDBOX) return run();
+  // The sandbox's consent preset answers the consent screen for us. While it
+  // is set, every Google connect on this server completes as grace: take it
+  // away however the example ends.
+  await call("POST", "/sandbox/admin/consent", { provider: "google", account: "grace@example.com" }, "");
+  try {
+    await run();
+  } finally {
+    await call("DELETE", "/sandbox/admin/consent?provider=google", undefined, "");
   }
+}
+
+async function run() {
   const session = await call("POST", "/v1/connect-sessions", { user_id: USER, provider: "google", actions: ["drive.files.list"] });
   console.log(`connect link: ${session.connect_url} (expires ${session.expires_at})`);
   if (SANDBOX) {

@@ -94,8 +94,8 @@ type API struct {
 	summary     summary
 	stopSummary chan struct{} // nil when no summary runs
 	summaryDone chan struct{}
-	publicURL  func() string
-	openAPIDoc servedDocument
+	publicURL   func() string
+	openAPIDoc  servedDocument
 }
 
 // New builds the API and its routes.

@@ -55,18 +55,18 @@ func decodeJSONBody(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "body is not valid UTF-8")
 	}
+	// Every body is an object: `null` would decode into the zero value
+	// (an API key with no name, a run with no workflow) without a word.
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] != '{' && json.Valid(t) {
+		return invalidField("body", "must be a JSON object, not "+jsonValueKind(t[0]))
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	// A decoded string can hold a NUL only where the body has the escape
-	// \u0000 (JSON forbids a raw control character in a string): look for
-	// the field only then.
-	if bytes.Contains(body, []byte(`\u0000`)) {
-		if field, bad := hasNUL(reflect.ValueOf(v), ""); bad {
-			return authgate.Errorf(authgate.ClassInvalidRequest, "field %s contains a NUL character", strings.TrimPrefix(field, "."))
-		}
+	if field, msg, bad := badString(reflect.ValueOf(v), "", ""); bad {
+		return invalidField(strings.TrimPrefix(field, "."), msg)
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		var tooBig *http.MaxBytesError
@@ -114,11 +114,14 @@ func jsonError(err error) error {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "body is not valid JSON (at byte %d)", syntax.Offset)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return authgate.Errorf(authgate.ClassInvalidRequest, "body must be a JSON object")
+			return invalidField("body", "must be a JSON object")
 		}
-		return authgate.Errorf(authgate.ClassInvalidRequest, "field %s must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		return fieldProblem(typ.Field, "must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return authgate.Errorf(authgate.ClassInvalidRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		e := authgate.Errorf(authgate.ClassInvalidRequest, "unknown field %q", f)
+		e.Errors = []authgate.FieldError{{Field: f, Message: "is not a known field"}}
+		return e
 	}
 	return authgate.Errorf(authgate.ClassInvalidRequest, "body is not valid JSON")
 }
@@ -174,46 +177,17 @@ func truncate(s string, n int) string {
 	return fmt.Sprintf("%s…", s[:n])
 }
 
-// hasNUL reports the first string inside v (structs, slices, maps,
-// pointers) that holds a NUL byte, and its path.
-func hasNUL(v reflect.Value, path string) (string, bool) {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if v.IsNil() {
-			return "", false
-		}
-		return hasNUL(v.Elem(), path)
-	case reflect.String:
-		return path, strings.IndexByte(v.String(), 0) >= 0
-	case reflect.Struct:
-		t := v.Type()
-		for i := range v.NumField() {
-			if !t.Field(i).IsExported() {
-				continue
-			}
-			name := t.Field(i).Name
-			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
-				name = tag
-			}
-			if p, bad := hasNUL(v.Field(i), path+"."+name); bad {
-				return p, true
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := range v.Len() {
-			if p, bad := hasNUL(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); bad {
-				return p, true
-			}
-		}
-	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			if p, bad := hasNUL(k, path+".(key)"); bad {
-				return p, true
-			}
-			if p, bad := hasNUL(v.MapIndex(k), path+"."+fmt.Sprint(k.Interface())); bad {
-				return p, true
-			}
-		}
+// jsonValueKind names the JSON value that starts with c.
+func jsonValueKind(c byte) string {
+	switch c {
+	case 'n':
+		return "null"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "true or false"
 	}
-	return "", false
+	return "a number"
 }

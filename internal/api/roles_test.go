@@ -212,7 +212,7 @@ func TestAPIKeyRequests(t *testing.T) {
 	t.Parallel()
 	env := authgatetest.Start(t, authgatetest.Options{})
 	for _, tc := range []struct{ body, field string }{
-		{`null`, "role"},
+		{`null`, "body"},
 		{`{}`, "role"},
 		{`{"name":"x","role":"root"}`, "role"},
 		{`{"name":"x","role":"user"}`, "user_id"},

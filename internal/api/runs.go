@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,12 @@ func (a *API) createRun(w http.ResponseWriter, r *http.Request, p tenancy.Princi
 	}
 	if len(b.Bindings) > 20 || len(b.Actions) > 100 {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "at most 20 bindings and 100 actions")
+	}
+	if err := decodeTargets(b.Targets); err != nil {
+		return err
+	}
+	if string(bytes.TrimSpace(b.Targets)) == "null" {
+		b.Targets = nil // "targets": null is no targets, stored as none
 	}
 	if err := a.knownActions(b.Actions); err != nil {
 		return err
@@ -198,11 +205,7 @@ func (a *API) gateStep(w http.ResponseWriter, r *http.Request, p tenancy.Princip
 				if err != nil {
 					return a.runs.BlockOnTokenError(ctx, run, bind, seen, err)
 				}
-				st := authgate.StepToken{AccessToken: t.AccessToken.Reveal()}
-				if t.ExpiresAt != nil {
-					st.ExpiresAt = *t.ExpiresAt
-				}
-				tokens[bind] = st
+				tokens[bind] = authgate.StepToken{AccessToken: t.AccessToken.Reveal(), ExpiresAt: t.ExpiresAt}
 				fps[bind] = t.AccessToken.Fingerprint()
 			}
 		}

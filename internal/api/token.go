@@ -161,14 +161,22 @@ func (a *API) classifyError(w http.ResponseWriter, r *http.Request, p tenancy.Pr
 	if !op.Valid() {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "operation must be authorize, code_exchange, refresh, revoke or api")
 	}
-	if b.Status < 100 || b.Status > 599 {
-		return authgate.Errorf(authgate.ClassInvalidRequest, "status must be an HTTP status code")
+	// The authorization step often has no status: a callback query or the
+	// text of the provider's error page is all a worker saw.
+	if (b.Status < 100 || b.Status > 599) && (op != classify.OpAuthorize || b.Status != 0) {
+		return invalidField("status", "must be an HTTP status code (or omitted, with operation authorize)")
 	}
 	h := http.Header{}
 	for k, v := range b.Headers {
 		h.Set(k, v)
 	}
-	res := classify.Classify(classify.Parse(classify.Input{Provider: b.Provider, Operation: op, Status: b.Status, Header: h, Body: []byte(b.Body), Now: a.clock.Now()}))
+	var pe *classify.ProviderError
+	if op == classify.OpAuthorize {
+		pe = classify.ParseAuthorize(b.Provider, b.Status, h, b.Body)
+	} else {
+		pe = classify.Parse(classify.Input{Provider: b.Provider, Operation: op, Status: b.Status, Header: h, Body: []byte(b.Body), Now: a.clock.Now()})
+	}
+	res := classify.Classify(pe)
 	if a.metrics != nil {
 		a.metrics.classifications.WithLabelValues(string(res.Class)).Inc()
 	}

@@ -220,6 +220,11 @@ func TestCallbackErrors(t *testing.T) {
 	if status != 403 || res["type"] != "insufficient_scope" || !strings.Contains(res["detail"].(string), "not granted") {
 		t.Fatalf("denied: %d %v", status, res)
 	}
+	// Links are single-use: the page sends the user for a new one, never
+	// back to the one just spent.
+	if d := res["detail"].(string); !strings.Contains(d, "new link") || strings.Contains(d, "open the link again") {
+		t.Fatalf("cancel page says %q", d)
+	}
 	// With a return_url the app reads status=canceled.
 	_, cs := f.api(t, "POST", "/v1/connect-sessions", map[string]any{"user_id": "u1", "provider": "google", "return_url": "http://127.0.0.1:9/done"})
 	cresp, err := noFollow.Get(cs["connect_url"].(string))

@@ -91,6 +91,11 @@ type Provider struct {
 	AuthorizeParams    map[string]string   `yaml:"authorize_params"`
 	ForceConsentParams map[string]string   `yaml:"force_consent_params"`
 	Actions            map[string][]string `yaml:"actions"`
+	// ScopeEquivalents names, per scope, the other names the provider
+	// grants it under (Google answers a request for "email" with
+	// ".../auth/userinfo.email"). Every scope comparison goes through
+	// HasScope, which reads it.
+	ScopeEquivalents map[string][]string `yaml:"scope_equivalents"`
 
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret"`
@@ -202,6 +207,33 @@ func Load(o Options) (*Catalog, error) {
 		}
 	}
 	return c, nil
+}
+
+// ProviderNames lists the provider names known without contacting
+// anyone: the built-in entries and the names in the providers file (when
+// given). The CLI checks a --provider flag against it.
+func ProviderNames(userFile string) ([]string, error) {
+	var b file
+	if err := yaml.Unmarshal(builtin, &b); err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	if userFile != "" {
+		data, err := os.ReadFile(userFile)
+		if err != nil {
+			return nil, fmt.Errorf("providers file: %w", err)
+		}
+		var f file
+		if err := yaml.Unmarshal(data, &f); err != nil {
+			return nil, fmt.Errorf("providers file %s: %w", userFile, err)
+		}
+		b.Providers = append(b.Providers, f.Providers...)
+	}
+	var out []string
+	for _, p := range b.Providers {
+		out = append(out, p.Name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func (c *Catalog) loadUser(o Options) error {
@@ -340,13 +372,40 @@ func (p *Provider) Missing(actions, granted []string) ([]string, error) {
 		if !ok {
 			return nil, &UnknownActionError{Provider: p.Name, Action: a}
 		}
-		if len(alts) == 0 || slices.ContainsFunc(alts, func(s string) bool { return slices.Contains(granted, s) }) {
+		if len(alts) == 0 || slices.ContainsFunc(alts, func(s string) bool { return p.HasScope(granted, s) }) {
 			continue
 		}
 		out = append(out, alts[0])
 	}
 	sort.Strings(out)
 	return slices.Compact(out), nil
+}
+
+// HasScope reports whether granted holds scope under any of the names the
+// provider grants it under: the one comparison of scopes (doctor, verify,
+// preflight, the broker's scope diff and the token route all use it).
+func (p *Provider) HasScope(granted []string, scope string) bool {
+	if slices.Contains(granted, scope) {
+		return true
+	}
+	for _, alt := range p.ScopeEquivalents[scope] {
+		if slices.Contains(granted, alt) {
+			return true
+		}
+	}
+	return false
+}
+
+// Ungranted returns the scopes of want that granted does not hold (by
+// HasScope), in want's order.
+func (p *Provider) Ungranted(want, granted []string) []string {
+	var out []string
+	for _, s := range want {
+		if !p.HasScope(granted, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // APIURL returns the base URL of one of the provider's APIs ("" if none).

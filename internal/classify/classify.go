@@ -405,7 +405,7 @@ func message(r Result, e *ProviderError) string {
 	switch r.ErrorCode {
 	case "access_denied", "consent_required", "interaction_required", "login_required", "account_selection_required":
 		if e.Operation == OpAuthorize {
-			return fmt.Sprintf("Access to %s was not granted (you chose Cancel or declined). Nothing was connected; open the link again and allow access to connect.", p)
+			return fmt.Sprintf("Access to %s was not granted (you chose Cancel or declined). Nothing was connected; to connect, ask the app for a new link (each link works once) and allow access.", p)
 		}
 	case "admin_policy_enforced", "policy_enforced":
 		return fmt.Sprintf("Your %s Workspace administrator must allow this app (or the permissions it asks for) before you can connect it. Ask your admin to trust the app.", p)

@@ -23,8 +23,9 @@ import (
 // testCase is one file under testdata/: "key: value" lines (provider,
 // operation, status, header (repeatable), class, policy, missing,
 // retry_after, message_contains, source), a blank line, then the body
-// exactly as the provider sent it. For operation authorize a body that is
-// not JSON is the callback's query string.
+// exactly as the provider sent it. For operation authorize the body is the
+// callback's query string, a JSON body or the text of the provider's error
+// page (classify.ParseAuthorize).
 type testCase struct {
 	provider, source, messageContains string
 	op                                classify.Operation
@@ -101,12 +102,10 @@ func TestClassifyTestdata(t *testing.T) {
 			t.Parallel()
 			tc := readCase(t, path)
 			var pe *classify.ProviderError
-			if tc.op == classify.OpAuthorize && !bytes.HasPrefix(bytes.TrimSpace(tc.body), []byte("{")) {
-				q, err := url.ParseQuery(strings.TrimSpace(string(tc.body)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				pe = classify.FromCallback(tc.provider, q)
+			if tc.op == classify.OpAuthorize {
+				// A callback query, a JSON body or the text of the
+				// provider's error page: ParseAuthorize reads each.
+				pe = classify.ParseAuthorize(tc.provider, tc.status, tc.header, string(tc.body))
 			} else {
 				pe = classify.Parse(classify.Input{Provider: tc.provider, Operation: tc.op, Status: tc.status, Header: tc.header, Body: tc.body,
 					Now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)})

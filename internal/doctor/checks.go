@@ -223,13 +223,9 @@ func (g *diag) scopes() {
 	if g.ver != nil {
 		s.Granted, s.Required, s.Missing = nonNil(g.ver.Scopes.Granted), nonNil(g.ver.Scopes.Required), nonNil(g.ver.Scopes.Missing)
 	} else {
-		var ungranted []string
-		for _, r := range s.Requested {
-			if !slices.Contains(s.Granted, r) {
-				ungranted = append(ungranted, r)
-			}
-		}
-		s.Missing = nonNil(ungranted)
+		// Offline: what was asked for and not granted, by the provider's
+		// own names (Google grants "email" as ".../userinfo.email").
+		s.Missing = nonNil(g.p.Ungranted(s.Requested, s.Granted))
 	}
 	g.out.Scopes = s
 	ev := fmt.Sprintf("requested %d, granted %d, required %d", len(s.Requested), len(s.Granted), len(s.Required))
@@ -249,29 +245,38 @@ func (g *diag) lifecycle(ctx context.Context) {
 	now := g.d.cfg.Clock.Now()
 	var issuedAt []time.Time
 	var failAges []time.Duration
-	var invalidGrantAt time.Time
+	var invalidGrantAt, recoveredAt time.Time
 	actorsOK, actorsFail := map[string]int{}, map[string]int{}
 	var lastIssue time.Time
-	for _, e := range g.events {
+	// Events come in commit order, so "a success after the revocation" is
+	// read from the order, not from timestamps (two can share an instant).
+	invalidGrantIdx, recoveredIdx := -1, -1
+	for idx, e := range g.events {
 		i := info(e)
 		switch e.Type {
-		case authgate.EventTokenIssued:
-			if i.RefreshKept {
+		case authgate.EventTokenIssued, authgate.EventReconnected:
+			recoveredIdx, recoveredAt = idx, e.At
+			if e.Type == authgate.EventReconnected || i.RefreshKept {
 				break
 			}
 			issuedAt = append(issuedAt, e.At)
 			lastIssue = e.At
 		case authgate.EventRefreshSucceeded:
 			actorsOK[e.Actor]++
+			recoveredIdx, recoveredAt = idx, e.At
 		case authgate.EventRefreshFailed:
 			actorsFail[e.Actor]++
 			if !lastIssue.IsZero() {
 				failAges = append(failAges, e.At.Sub(lastIssue))
 			}
 		case authgate.EventRevokedDetected:
-			invalidGrantAt = e.At
+			invalidGrantAt, invalidGrantIdx = e.At, idx
 		}
 	}
+	// A revocation followed by a newer consent or refresh on a credential
+	// that is active again is history: the verdict is about the credential
+	// as it is now, so it is reported here and blames nothing.
+	revocationHealed := invalidGrantIdx >= 0 && recoveredIdx > invalidGrantIdx && g.cred.Status == authgate.CredentialStatusActive
 	sec := authgate.SectionLifecycle
 	g.add(sec, "events", pass, "", fmt.Sprintf("%d events; %d consents/issuances, %d refreshes succeeded, %d failed", len(g.events), len(issuedAt), sum(actorsOK), sum(actorsFail)), "")
 
@@ -295,7 +300,10 @@ func (g *diag) lifecycle(ctx context.Context) {
 	}
 
 	// invalid_grant: revoked, or killed by newer consents (issuance limit).
-	if !invalidGrantAt.IsZero() || g.cred.StatusReason == authgate.StatusReasonInvalidGrant || g.cred.StatusReason == authgate.StatusReasonRevoked {
+	if revocationHealed {
+		g.add(sec, "invalid_grant", pass, "", fmt.Sprintf("history: invalid_grant at %s, then a successful consent or refresh at %s; the credential works again",
+			invalidGrantAt.UTC().Format(time.RFC3339), recoveredAt.UTC().Format(time.RFC3339)), "")
+	} else if !invalidGrantAt.IsZero() || g.cred.StatusReason == authgate.StatusReasonInvalidGrant || g.cred.StatusReason == authgate.StatusReasonRevoked {
 		newer, total := g.newerConsents(ctx)
 		if newer > 0 {
 			g.add(sec, "invalid_grant", fail, authgate.CauseIssuanceLimit,
@@ -303,7 +311,7 @@ func (g *diag) lifecycle(ctx context.Context) {
 					newer, total, dur(g.d.cfg.ConsentWindow), g.p.DisplayName, googleIssuanceLimit), g.reauthFix())
 		} else {
 			ev := "invalid_grant with no newer consent for this account: the user (or an admin) revoked access, or the grant expired"
-			if g.cred.LastUsedAt != nil && !invalidGrantAt.IsZero() {
+			if g.cred.LastUsedAt != nil && !invalidGrantAt.IsZero() && !g.cred.LastUsedAt.After(invalidGrantAt) {
 				ev += fmt.Sprintf("; detected %s after the credential was last used", dur(invalidGrantAt.Sub(*g.cred.LastUsedAt)))
 			}
 			g.add(sec, "invalid_grant", fail, authgate.CauseRevoked, ev, g.reauthFix())
@@ -400,9 +408,17 @@ func (g *diag) storage(ctx context.Context) {
 	// rotation; the stored one must be the last recorded.
 	var fp string
 	unexplained := 0
-	subjects := 0
+	// identity_mismatch events count only until the right account's newer
+	// consent or refresh makes the credential work again (then: history).
+	subjects, healed := 0, 0
 	for _, e := range g.events {
 		i := info(e)
+		switch e.Type {
+		case authgate.EventTokenIssued, authgate.EventRefreshSucceeded, authgate.EventReconnected:
+			if subjects > 0 && g.cred.Status == authgate.CredentialStatusActive {
+				healed, subjects = healed+subjects, 0
+			}
+		}
 		switch e.Type {
 		case authgate.EventTokenIssued:
 			fp = i.RefreshFP
@@ -430,9 +446,12 @@ func (g *diag) storage(ctx context.Context) {
 	default:
 		g.add(sec, "refresh_fingerprint", pass, "", "the refresh token fingerprint "+cmp.Or(g.cred.RefreshTokenFingerprint, "(none)")+" changed only with recorded consents and refreshes", "")
 	}
-	if subjects > 0 {
+	switch {
+	case subjects > 0:
 		g.add(sec, "second_consent", fail, authgate.CauseWrongPrincipal, fmt.Sprintf("%d identity_mismatch event(s): another account's tokens were offered for this credential", subjects), g.reauthFixFor(authgate.CauseWrongPrincipal))
-	} else {
+	case healed > 0:
+		g.add(sec, "second_consent", pass, "", fmt.Sprintf("history: %d identity_mismatch event(s), then the right account's consent or refresh; no other account's tokens are stored", healed), "")
+	default:
 		g.add(sec, "second_consent", pass, "", "no consent by another account overwrote it", "")
 	}
 }

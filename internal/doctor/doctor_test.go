@@ -285,3 +285,33 @@ func grantGoogle(t *testing.T, env *authgatetest.Env, account string) rawGrant {
 	}
 	return rawGrant{access: tok.AccessToken, refresh: tok.RefreshToken, scopes: strings.Fields(tok.Scope)}
 }
+
+// TestDoctorHealedHistory: another account's tokens under a credential make
+// it wrong_principal; once the right account reconnects, the mismatch is
+// history in the storage section and the verdict is healthy.
+func TestDoctorHealedHistory(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	alice := google(t, env, "user-1", "alice@acme.example")
+	bob := grantGoogle(t, env, "bob@acme.example")
+	exp := time.Now().Add(time.Hour)
+	c, err := env.Client.ImportCredential(context.Background(), authgate.ImportCredentialRequest{UserID: "user-2", Provider: "google", Subject: alice.Account.Subject,
+		Email: "alice@acme.example", Domain: "acme.example", AccountType: authgate.AccountTypeWorkspace, Scopes: bob.scopes, AccessToken: bob.access, RefreshToken: bob.refresh, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diagnose(t, env, c.ID, authgate.DiagnoseRequest{}); d.Verdict.Cause != authgate.CauseWrongPrincipal {
+		t.Fatalf("before the reconnect: %+v", d.Verdict)
+	}
+	again := env.Connect(t, authgatetest.ConnectParams{UserID: "user-2", Provider: "google", Actions: googleActions, CredentialID: c.ID, Choice: sandbox.Choice{Account: "alice@acme.example"}})
+	if again.ID != c.ID || again.Status != authgate.CredentialStatusActive {
+		t.Fatalf("reconnect: %+v", again)
+	}
+	d := diagnose(t, env, c.ID, authgate.DiagnoseRequest{})
+	if d.Verdict.Cause != authgate.CauseHealthy {
+		t.Fatalf("after the reconnect: %+v\n%+v", d.Verdict, d.Checks)
+	}
+	if sc, _ := findCheck(d, "second_consent"); sc.Status != authgate.CheckPass || !strings.Contains(sc.Evidence, "history") {
+		t.Fatalf("second_consent %+v", sc)
+	}
+}

@@ -104,11 +104,16 @@ type writeArgs interface{ ownKey() string }
 // IdempotencyKey lets an agent write the same thing twice on purpose: the
 // key a write is remembered by is derived from its arguments, so two calls
 // with the same arguments are one write unless their keys differ.
+//
+// Its field is not named like the type: a struct embedded under the name
+// IdempotencyKey would shadow a field of that name, and the schema inferred
+// for the tool's arguments would lose idempotency_key (every call naming
+// it was then refused as an unexpected property).
 type IdempotencyKey struct {
-	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"optional: a key of your own; calls with the same arguments and key are done once (by default the arguments alone are the key)"`
+	Key string `json:"idempotency_key,omitempty" jsonschema:"optional: a key of your own; calls with the same arguments and key are done once (by default the arguments alone are the key)"`
 }
 
-func (k IdempotencyKey) ownKey() string { return k.IdempotencyKey }
+func (k IdempotencyKey) ownKey() string { return k.Key }
 
 // RunRef lets an agent record a tool call as a step of an authgate run, so
 // its session shows in the run's timeline like any workflow: the call is

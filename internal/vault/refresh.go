@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/authgate/authgate"
@@ -207,14 +206,4 @@ func (v *Vault) MarkReauthRequired(ctx context.Context, tenant authgate.TenantID
 		})
 	})
 	return out, err
-}
-
-// HasScopes reports whether granted covers every scope in need.
-func HasScopes(granted, need []string) bool {
-	for _, s := range need {
-		if !slices.Contains(granted, s) {
-			return false
-		}
-	}
-	return true
 }

@@ -206,7 +206,7 @@ func (r *run) required() []string {
 		if len(alts) == 0 {
 			continue
 		}
-		i := slices.IndexFunc(alts, func(s string) bool { return slices.Contains(r.cred.GrantedScopes, s) })
+		i := slices.IndexFunc(alts, func(s string) bool { return r.p.HasScope(r.cred.GrantedScopes, s) })
 		out = append(out, alts[max(i, 0)])
 	}
 	slices.Sort(out)
@@ -283,7 +283,8 @@ func (r *run) fail(c *authgate.VerifyCheck, action string, err error) {
 		cl := classify.Classify(pe)
 		c.Class, c.HTTPStatus, c.ProviderRequestID = cl.Class, pe.Status, pe.RequestID
 		c.Detail = cl.Message
-		if code := pe.Code(); code != "" {
+		// The code the class was decided on, so the label and the class agree.
+		if code := cmp.Or(cl.ErrorCode, pe.Code()); code != "" {
 			c.Detail = fmt.Sprintf("%s (%s, HTTP %d)", cl.Message, code, pe.Status)
 		}
 		var missing []string
@@ -312,7 +313,7 @@ func (r *run) droppedFor(action string) []string {
 	alts := r.p.Actions[action]
 	var out []string
 	for _, s := range alts {
-		if slices.Contains(r.cred.GrantedScopes, s) {
+		if r.p.HasScope(r.cred.GrantedScopes, s) {
 			out = append(out, s)
 		}
 	}

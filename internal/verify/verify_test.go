@@ -208,6 +208,11 @@ func TestVerifyRevoked(t *testing.T) {
 	if v.Verdict != authgate.VerdictFail || c.Class != authgate.ClassReauthRequired || c.HTTPStatus != 401 || v.ReconnectURL == "" {
 		t.Fatalf("revoked %+v", v)
 	}
+	// Labelled by the code the class came from (the Bearer challenge's
+	// invalid_token), not the body's invalid_request.
+	if !strings.Contains(c.Detail, "(invalid_token, HTTP 401)") || strings.Contains(c.Detail, "invalid_request") {
+		t.Fatalf("revoked token labelled %q", c.Detail)
+	}
 	got, _ := f.env.Client.Credential(f.ctx, cred.ID)
 	if got.Connector.Verification != authgate.VerificationFailed || got.Connector.LastVerdict != authgate.VerdictFail {
 		t.Fatalf("connector state %+v", got.Connector)

@@ -52,6 +52,8 @@ func Run(t *testing.T, open Open) {
 		{"Steps", testSteps},
 		{"Webhooks", testWebhooks},
 		{"CredentialSetVerified", testCredentialSetVerified},
+		{"Console", testConsole},
+		{"WebhookDeliveryListRecent", testWebhookDeliveryListRecent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newDemoCheckCmd(),
 		newVersionCmd(),
+		newUICmd(),
 	)
 	refuseUnknownSubcommands(root)
 	return root

@@ -51,6 +51,8 @@ type Deps struct {
 	Webhooks *worker.Webhooks
 	// Workflows, when set, names the workflows the server runs itself.
 	Workflows Workflows
+	// ConsoleLinks, when set, serves POST /v1/ui/login-links.
+	ConsoleLinks ConsoleLinks
 }
 
 // Providers lists the configured providers.
@@ -79,12 +81,14 @@ type API struct {
 	webhooks  *worker.Webhooks
 	workflows Workflows
 	exec      *executor
+	// consoleLinks, when set, mints web-console sign-in links.
+	consoleLinks ConsoleLinks
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows, consoleLinks: d.ConsoleLinks}
 	a.exec = &executor{active: map[authgate.RunID]bool{}}
 	a.exec.ctx, a.exec.cancel = context.WithCancel(context.Background())
 	if a.log == nil {

@@ -52,6 +52,9 @@ func (a *API) routes() {
 	if a.providers != nil {
 		a.mux.Handle("GET /v1/providers", a.authed(a.listProviders))
 	}
+	if a.consoleLinks != nil {
+		a.mux.Handle("POST /v1/ui/login-links", a.authed(a.createConsoleLoginLink))
+	}
 	if a.metrics != nil {
 		a.mux.Handle("GET /metrics", a.metrics.handler())
 	}

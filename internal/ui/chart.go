@@ -33,8 +33,9 @@ type chartMark struct {
 }
 
 type chartTick struct {
-	X     float64
-	Label string
+	X      float64
+	Label  string
+	Anchor string // SVG text-anchor: the end ticks stay inside the chart
 }
 
 const (
@@ -60,7 +61,14 @@ func lifetimeChart(events []authgate.Event, now time.Time, window time.Duration)
 	}
 	for i := 0; i <= 4; i++ {
 		t := start.Add(window * time.Duration(i) / 4)
-		ch.Ticks = append(ch.Ticks, chartTick{X: x(t), Label: t.UTC().Format("15:04")})
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 4:
+			anchor = "end"
+		}
+		ch.Ticks = append(ch.Ticks, chartTick{X: x(t), Label: t.UTC().Format("15:04"), Anchor: anchor})
 	}
 	lane := 0
 	for _, e := range events {

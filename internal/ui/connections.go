@@ -3,6 +3,7 @@ package ui
 import (
 	"cmp"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,26 +15,57 @@ import (
 // connRow is one credential on the connections page.
 type connRow struct {
 	C authgate.Credential
-	// Missing are scopes asked for but not granted: what a Reconnect asks for.
+	// Required are the actions the credential was connected for, each with
+	// the scopes that allow it and the granted one that does (if any).
+	Required []requirement
+	// Missing are the scopes to ask for (the first alternative of each
+	// action not allowed): what a Reconnect asks for.
 	Missing []string
 	// Workspace is the domain, team or workspace the account belongs to.
 	Workspace string
 }
 
+// requirement is one action a credential must allow.
+type requirement struct {
+	Action    string
+	Scopes    []string
+	GrantedBy string
+}
+
 type connectionsPage struct {
 	Rows      []connRow
 	Providers []authgate.Provider
-	// SessionExpires is when this console session ends (the "signed into
-	// authgate" half, shown apart from every connector's own state).
-	Tenant authgate.TenantID
 }
 
-func rowOf(cr authgate.Credential) connRow {
+// rowOf compares granted scopes with what the credential was asked for,
+// action by action through the provider's catalog (GET /v1/providers):
+// Google answers "email" with userinfo.email, which allows the same
+// actions, and must not show as missing. An action counts as required when
+// the scope a connect link asks for it (its first alternative) was requested.
+func rowOf(cr authgate.Credential, providers []authgate.Provider) connRow {
 	r := connRow{C: cr, Workspace: cmp.Or(cr.Account.Domain, cr.WorkspaceID)}
-	for _, s := range cr.RequestedScopes {
-		if !slices.Contains(cr.GrantedScopes, s) {
-			r.Missing = append(r.Missing, s)
+	i := slices.IndexFunc(providers, func(p authgate.Provider) bool { return p.Name == cr.Provider })
+	if i < 0 {
+		return r
+	}
+	p := providers[i]
+	actions := slices.Sorted(maps.Keys(p.ActionScopes))
+	for _, a := range actions {
+		alts := p.ActionScopes[a]
+		if len(alts) == 0 || !slices.Contains(cr.RequestedScopes, alts[0]) {
+			continue
 		}
+		req := requirement{Action: a, Scopes: alts}
+		for _, s := range alts {
+			if slices.Contains(cr.GrantedScopes, s) {
+				req.GrantedBy = s
+				break
+			}
+		}
+		if req.GrantedBy == "" && !slices.Contains(r.Missing, alts[0]) {
+			r.Missing = append(r.Missing, alts[0])
+		}
+		r.Required = append(r.Required, req)
 	}
 	return r
 }
@@ -66,12 +98,12 @@ func (c *Console) connections(w http.ResponseWriter, r *http.Request, s *session
 	slices.SortStableFunc(creds, func(a, b authgate.Credential) int {
 		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.ID, b.ID))
 	})
-	p := connectionsPage{Tenant: s.Tenant}
-	for _, cr := range creds {
-		p.Rows = append(p.Rows, rowOf(cr))
-	}
+	p := connectionsPage{}
 	if p.Providers, err = api.Providers(r.Context()); err != nil {
 		return err
+	}
+	for _, cr := range creds {
+		p.Rows = append(p.Rows, rowOf(cr, p.Providers))
 	}
 	c.render(w, r, s, "connections", "Connections", p)
 	return nil
@@ -170,7 +202,11 @@ func (c *Console) credentialPage(r *http.Request, s *session) (*credentialPage, 
 	if err != nil {
 		return nil, err
 	}
-	p := &credentialPage{Row: rowOf(cr), Chart: lifetimeChart(events, c.cfg.Clock.Now(), 24*time.Hour)}
+	providers, err := api.Providers(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	p := &credentialPage{Row: rowOf(cr, providers), Chart: lifetimeChart(events, c.cfg.Clock.Now(), 24*time.Hour)}
 	for i := len(events) - 1; i >= 0; i-- { // newest first
 		p.Events = append(p.Events, eventRowOf(events[i]))
 	}
@@ -226,7 +262,11 @@ func (c *Console) reconnect(w http.ResponseWriter, r *http.Request, s *session) 
 	if err != nil {
 		return err
 	}
-	row := rowOf(cr)
+	providers, err := api.Providers(r.Context())
+	if err != nil {
+		return err
+	}
+	row := rowOf(cr, providers)
 	req := authgate.ConnectSessionRequest{UserID: cr.UserID, Provider: cr.Provider, CredentialID: cr.ID, Scopes: row.Missing}
 	cs, err := api.CreateConnectSession(r.Context(), req)
 	if err != nil {

@@ -121,15 +121,17 @@ func (c *Console) routes() {
 }
 
 // Handler serves /ui/ (mount it on the server's mux at "/ui/"). Every
-// answer forbids framing and caching, and sends no referrer: console URLs
-// carry ids, and the login URL a capability.
+// answer forbids framing and caching, and sends no referrer to other
+// origins: console URLs carry ids, and the login URL a capability. (Not
+// "no-referrer": with it Chromium sends "Origin: null" on the console's own
+// form posts, which the same-origin check must refuse.)
 func (c *Console) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", "same-origin")
 		if !strings.HasPrefix(r.URL.Path, "/ui/static/") {
 			h.Set("Cache-Control", "no-store")
 		}

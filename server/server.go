@@ -643,7 +643,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The console reads and acts through the API in process, as the
 	// signed-in tenant; the API mints its sign-in links.
-	srv.Console = ui.New(ui.Config{Store: core.Store, Client: func(t authgate.TenantID) *authgate.Client { return srv.api.ClientFor(t) },
+	srv.Console = ui.New(ui.Config{Store: core.Store, Client: func(t authgate.TenantID) *authgate.Client { return srv.api.ConsoleClientFor(t) },
 		PublicURL: srv.PublicURL, Sandbox: srv.Sandbox, Clock: cfg.Clock, Logger: cfg.Logger})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),

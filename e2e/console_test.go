@@ -300,6 +300,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.capture(tab, "credential-diagnosis")
 	c.do(tab, "webhooks", chromedp.Navigate(p.URL+"/ui/webhooks"), chromedp.WaitVisible(chromedp.CSS(`main table`)))
 	c.capture(tab, "webhooks")
+	if n := len(run(t, tab, "deliveries", chromedp.Nodes(chromedp.CSSAll(`tr.delivery-pending, tr.delivery-retrying`), chromedp.AtLeast(0)))); n == 0 {
+		t.Error("the webhooks page lists no undelivered delivery for the endpoint nobody listens on")
+	}
 	c.do(tab, "connections", chromedp.Navigate(p.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS(`article.conn`)))
 	c.capture(tab, "connections-after")
 

@@ -13,6 +13,7 @@ import (
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/authgatetest"
 	"github.com/authgate/authgate/sandbox"
+	"github.com/authgate/authgate/server"
 )
 
 // browser is an HTTP client with a cookie jar that does not follow
@@ -307,6 +308,18 @@ func TestPagesRender(t *testing.T) {
 		}
 		pages = append(pages, page)
 	}
+	// Reconnect sends this browser to a connect link for the credential.
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/ui/credentials/"+string(cred.ID)+"/reconnect", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", env.URL)
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, env.URL+"/connect/") {
+		t.Fatalf("reconnect answered %d to %q; want 303 to a connect link", resp.StatusCode, loc)
+	}
 	if !strings.Contains(pages[1], "<svg") || !strings.Contains(pages[1], "token_issued") && !strings.Contains(pages[1], "token issued") {
 		t.Fatal("the credential page has no chart or no token_issued event")
 	}
@@ -314,5 +327,30 @@ func TestPagesRender(t *testing.T) {
 		if strings.Contains(p, tok.AccessToken) {
 			t.Fatalf("page %d renders the access token", i)
 		}
+	}
+}
+
+// TestSecureCookieBehindHTTPS: published at an https URL, the session
+// cookie is Secure, and a post must come from that origin.
+func TestSecureCookieBehindHTTPS(t *testing.T) {
+	t.Parallel()
+	const public = "https://auth.example.test"
+	env := authgatetest.Start(t, authgatetest.Options{Configure: func(c *server.Config) { c.PublicURL = public }})
+	l, err := env.Client.CreateConsoleLoginLink(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ok := strings.CutPrefix(l.URL, public)
+	if !ok {
+		t.Fatalf("login link %q is not under the public URL %s", l.URL, public)
+	}
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(env.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs := resp.Cookies()
+	if resp.StatusCode != http.StatusSeeOther || len(cs) != 1 || !cs[0].Secure || !cs[0].HttpOnly {
+		t.Fatalf("login behind HTTPS answered %d with cookies %+v; want one Secure, HttpOnly cookie", resp.StatusCode, cs)
 	}
 }

@@ -67,7 +67,18 @@ func (c *console) do(ctx context.Context, what string, steps ...chromedp.Action[
 	c.t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := chromedp.Do(sctx, steps...); err != nil {
+	// Keep the page after every step, not only the captured ones: the
+	// token hunt covers every page the test saw.
+	var err error
+	for i, step := range steps {
+		if err = chromedp.Do(sctx, step); err != nil {
+			break
+		}
+		if html, herr := chromedp.Run(sctx, chromedp.OuterHTML(chromedp.CSS("html"))); herr == nil {
+			c.pages[fmt.Sprintf("%s (step %d)", what, i+1)] = html
+		}
+	}
+	if err != nil {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		loc, _ := chromedp.Run(dctx, chromedp.Location())
@@ -230,7 +241,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.capture(tab, "run-succeeded")
 
 	// Revoke Google from the sandbox panel; the next demo run blocks.
-	c.do(tab, "revoke google", chromedp.Navigate(p.URL+"/ui/sandbox"), chromedp.Click(chromedp.CSS(`#fault-google-revoke`)), chromedp.WaitVisible(chromedp.CSS(`#start-demo`)))
+	c.do(tab, "revoke google", chromedp.Navigate(p.URL+"/ui/sandbox"), chromedp.Click(chromedp.CSS(`#fault-google-revoke`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)))
+	if done := run(t, tab, "flash", chromedp.Text(chromedp.CSS(`#flash`))); done != "Done: revoke on google." {
+		t.Fatalf("after the revoke click the panel says %q", done)
+	}
 	c.capture(tab, "sandbox")
 	c.do(tab, "start the demo again", chromedp.Click(chromedp.CSS(`#start-demo`)), chromedp.WaitVisible(chromedp.CSS(`#run-live[data-state=blocked_on_auth]`)))
 	reason := run(t, tab, "reason", chromedp.Text(chromedp.CSS(`.blocked`)))

@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -33,6 +34,8 @@ type sandboxPage struct {
 	DemoUser  string
 	// DemoConnect are the Connect buttons for the demo's three providers.
 	DemoConnect []struct{ Name, Actions string }
+	// Done says what the last click did ("revoke on google").
+	Done string
 }
 
 // demoProviders are the bindings of the demo workflow, with the actions
@@ -77,6 +80,12 @@ func (c *Console) sandboxPanel(w http.ResponseWriter, r *http.Request, s *sessio
 	sb := c.cfg.Sandbox
 	counters := sb.Counters()
 	p := sandboxPage{Faults: sb.Faults(), DemoUser: "demo-user", DemoConnect: demoProviders}
+	// Only a known provider and fault are echoed: the query string is not
+	// a place to put words on the console's page.
+	q := r.URL.Query()
+	if name := fault.Name(q.Get("fault")); slices.Contains(sb.Providers(), q.Get("provider")) && (slices.Contains(fault.Names, name) || name == "clear") {
+		p.Done = string(name) + " on " + q.Get("provider")
+	}
 	for _, name := range sb.Providers() {
 		p.Providers = append(p.Providers, panelProvider{Name: name, Buttons: faultButtons(name), DefaultScope: defaultDropScope[name], Counters: counters[name]})
 	}
@@ -92,9 +101,10 @@ func (c *Console) injectFault(w http.ResponseWriter, r *http.Request, s *session
 	if !slices.Contains(c.cfg.Sandbox.Providers(), provider) {
 		return authgate.Errorf(authgate.ClassInvalidRequest, "unknown sandbox provider %q", provider)
 	}
+	done := "/ui/sandbox?" + url.Values{"provider": {provider}, "fault": {f.Get("fault")}}.Encode()
 	if f.Get("fault") == "clear" {
 		c.cfg.Sandbox.ClearFaults(provider)
-		http.Redirect(w, r, "/ui/sandbox", http.StatusSeeOther)
+		http.Redirect(w, r, done, http.StatusSeeOther)
 		return nil
 	}
 	spec := sandbox.Fault{Provider: provider, Fault: fault.Name(f.Get("fault")), Account: strings.TrimSpace(f.Get("account"))}
@@ -116,7 +126,7 @@ func (c *Console) injectFault(w http.ResponseWriter, r *http.Request, s *session
 		return authgate.Errorf(authgate.ClassInvalidRequest, "the sandbox refused the fault: %s", err.Error())
 	}
 	c.cfg.Logger.InfoContext(r.Context(), "console injected a sandbox fault", "tenant_id", string(s.Tenant), "provider", provider, "fault", string(spec.Fault))
-	http.Redirect(w, r, "/ui/sandbox", http.StatusSeeOther)
+	http.Redirect(w, r, done, http.StatusSeeOther)
 	return nil
 }
 

@@ -95,6 +95,13 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, nil, err)
 		return
 	}
+	// A browser signed in before gets the new session in place of the
+	// old one, which ends now rather than at its expiry.
+	if old, err := r.Cookie(cookieName); err == nil && old.Value != "" && len(old.Value) <= 100 {
+		if err := c.cfg.Store.ConsoleSessionDelete(r.Context(), hashToken(old.Value)); err != nil {
+			c.cfg.Logger.WarnContext(r.Context(), "end the replaced console session", slog.String("error", err.Error()))
+		}
+	}
 	c.cfg.Logger.InfoContext(r.Context(), "console sign-in", slog.String("tenant_id", string(l.TenantID)), slog.String("link_created_by", l.CreatedBy))
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: st, Path: "/ui/", Expires: s.ExpiresAt, HttpOnly: true, Secure: c.secure(), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)

@@ -147,6 +147,25 @@ func TestLoginLinkOpensOnce(t *testing.T) {
 	if code, _ := b.get("/ui/"); code != http.StatusUnauthorized {
 		t.Fatalf("the logged-out session still opens /ui/ (%d)", code)
 	}
+	// A second link opened in a signed-in browser replaces its session:
+	// the old cookie no longer signs anyone in.
+	b2, _ := signIn(t, env, env.Client)
+	first := b2.hc.Jar.Cookies(u)
+	l2, err := env.Client.CreateConsoleLoginLink(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := b2.get(l2.URL); code != http.StatusSeeOther {
+		t.Fatalf("second link in a signed-in browser answered %d", code)
+	}
+	stale := newBrowser(t, env.URL)
+	stale.hc.Jar.SetCookies(u, first)
+	if code, _ := stale.get("/ui/"); code != http.StatusUnauthorized {
+		t.Fatalf("the replaced session still opens /ui/ (%d)", code)
+	}
+	if code, _ := b2.get("/ui/"); code != 200 {
+		t.Fatalf("the new session does not open /ui/ (%d)", code)
+	}
 	// A made-up link is no link.
 	if code, _ := newBrowser(t, env.URL).get("/ui/login/agl_made-up"); code != http.StatusUnauthorized {
 		t.Fatalf("a made-up login link answered %d", code)

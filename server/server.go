@@ -38,6 +38,7 @@ import (
 	"github.com/authgate/authgate/internal/storage/pgstore"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
 	"github.com/authgate/authgate/internal/tenancy"
+	"github.com/authgate/authgate/internal/ui"
 	"github.com/authgate/authgate/internal/vault"
 	"github.com/authgate/authgate/internal/worker"
 	"github.com/authgate/authgate/sandbox"
@@ -576,6 +577,10 @@ type Server struct {
 	MCP     *mcpserver.HTTPHandler
 	stopMCP context.CancelFunc
 	mcpDone chan struct{}
+	// Console is the web console under /ui/.
+	Console *ui.Console
+	// defaultTenant is the tenant Open bootstrapped (or found first).
+	defaultTenant authgate.TenantID
 }
 
 // SetPublicURL tells the server where it is reachable once it knows (a
@@ -655,7 +660,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		lock = l
 	}
-	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics(), sandboxLock: lock}
+	srv := &Server{Core: core, cfg: cfg, Metrics: api.NewMetrics(), sandboxLock: lock, defaultTenant: t.ID}
 	public := cfg.PublicURL
 	if public == "" {
 		public = "http://" + cfg.Addr
@@ -713,14 +718,21 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	accessLog, _ := api.ParseAccessLogMode(cfg.AccessLog) // checked by Validate
+	// The console reads and acts through the API in process, as the
+	// signed-in tenant; the API mints its sign-in links.
+	srv.Console = ui.New(ui.Config{Store: core.Store, Client: func(t authgate.TenantID) *authgate.Client { return srv.api.ConsoleClientFor(t) },
+		PublicURL: srv.PublicURL, Sandbox: srv.Sandbox, Clock: cfg.Clock, Logger: cfg.Logger})
 	a := api.New(api.Deps{Store: core.Store, Vault: core.Vault, Tenancy: core.Tenancy, Logger: cfg.Logger, Clock: cfg.Clock,
 		Refresher: srv.Refresher, Broker: srv.Broker, Providers: &srv.providers, Metrics: srv.Metrics, Transport: cfg.Transport, DoctorEnv: srv.doctorEnv(),
-		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}, Resume: q, PublicURL: srv.PublicURL})
+		Webhooks: srv.Webhooks, Workflows: workflows, AccessLog: api.AccessLog{Mode: accessLog}, Resume: q, PublicURL: srv.PublicURL, ConsoleLinks: srv.Console.LoginLink})
 	srv.api = a
 	srv.wireJobs(deps)
 	apiHandler := a.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
+	// The console has a mux entry of its own: nothing it does sits on the
+	// API's path (the token route's middleware is the API's alone).
+	mux.Handle("/ui/", srv.Console.Handler())
 	// The connectors as MCP tools for agents (streamable HTTP), calling
 	// the API above in process with the caller's own key.
 	srv.MCP = mcpserver.Handler(mcpserver.HTTPConfig{
@@ -753,6 +765,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return srv, nil
+}
+
+// ConsoleLoginLink mints a one-time web-console sign-in link for the default
+// tenant: what serve prints at start in development (sandbox mounted).
+func (s *Server) ConsoleLoginLink(ctx context.Context) (authgate.ConsoleLoginLink, error) {
+	return s.Console.LoginLink(ctx, s.defaultTenant, "serve")
 }
 
 // doctorEnv is the configuration the doctor judges.

@@ -47,6 +47,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newDemoCheckCmd(),
 		newVersionCmd(),
+		newUICmd(),
 	)
 	refuseUnknownSubcommands(root)
 	return root

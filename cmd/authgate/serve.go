@@ -46,6 +46,14 @@ func newServeCmd(g *globals) *cobra.Command {
 			}
 			defer srv.Close()
 			return srv.ServeListener(cmd.Context(), ln, func(a net.Addr) {
+				if srv.Sandbox != nil {
+					// Development (the sandbox is mounted): a console link
+					// at once, rather than a second command. Printed before
+					// the serving line, which scripts wait for.
+					if l, err := srv.ConsoleLoginLink(cmd.Context()); err == nil {
+						fmt.Fprintf(out, "web console (this link opens once, within 5 minutes): %s\n", l.URL)
+					}
+				}
 				fmt.Fprintf(out, "authgate is serving on http://%s (Ctrl-C stops it)\n", a)
 				if f, ok := out.(*os.File); ok && isTerminal(f) {
 					nextSteps(out, srv.PublicURL(), key.get(), srv.Sandbox != nil)

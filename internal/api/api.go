@@ -60,6 +60,8 @@ type Deps struct {
 	// PublicURL, when set, is the address the OpenAPI document names as
 	// its server.
 	PublicURL func() string
+	// ConsoleLinks, when set, serves POST /v1/ui/login-links.
+	ConsoleLinks ConsoleLinks
 }
 
 // Providers lists the configured providers.
@@ -96,12 +98,14 @@ type API struct {
 	summaryDone chan struct{}
 	publicURL   func() string
 	openAPIDoc  servedDocument
+	// consoleLinks, when set, mints web-console sign-in links.
+	consoleLinks ConsoleLinks
 }
 
 // New builds the API and its routes.
 func New(d Deps) *API {
 	a := &API{store: d.Store, vault: d.Vault, tenancy: d.Tenancy, log: d.Logger, clock: d.Clock, mux: http.NewServeMux(),
-		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows, publicURL: d.PublicURL}
+		refresher: d.Refresher, broker: d.Broker, providers: d.Providers, metrics: d.Metrics, webhooks: d.Webhooks, workflows: d.Workflows, publicURL: d.PublicURL, consoleLinks: d.ConsoleLinks}
 	a.exec = &executor{active: map[authgate.RunID]bool{}}
 	a.exec.ctx, a.exec.cancel = context.WithCancel(context.Background())
 	if a.log == nil {

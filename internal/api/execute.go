@@ -33,8 +33,19 @@ type executor struct {
 // ClientFor is an SDK client that calls this API in process as tenant:
 // what the workflows the server runs itself drive their runs with.
 func (a *API) ClientFor(tenant authgate.TenantID) *authgate.Client {
+	return a.clientAs(tenant, "server-workflow", authgate.RoleService)
+}
+
+// ConsoleClientFor is the web console's in-process client for tenant, with
+// the admin role (only admin keys mint console sign-in links): the events
+// and logs of what an operator does there name "api:console".
+func (a *API) ConsoleClientFor(tenant authgate.TenantID) *authgate.Client {
+	return a.clientAs(tenant, "console", authgate.RoleAdmin)
+}
+
+func (a *API) clientAs(tenant authgate.TenantID, actor authgate.APIKeyID, role authgate.Role) *authgate.Client {
 	c := authgate.NewClient("http://authgate.in-process", "")
-	p := tenancy.Principal{TenantID: tenant, KeyID: "server-workflow", Role: authgate.RoleService}
+	p := tenancy.Principal{TenantID: tenant, KeyID: actor, Role: role}
 	h := a.Handler()
 	c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		r = r.WithContext(context.WithValue(r.Context(), inProcessPrincipal{}, p))

@@ -63,6 +63,9 @@ func (a *API) routes() {
 	if a.providers != nil {
 		a.route("GET /v1/providers", authgate.RoleUser, a.listProviders)
 	}
+	if a.consoleLinks != nil {
+		a.route("POST /v1/ui/login-links", authgate.RoleAdmin, a.createConsoleLoginLink)
+	}
 	if a.metrics != nil {
 		a.mux.Handle("GET /metrics", a.metrics.handler())
 	}

@@ -51,6 +51,7 @@ type Store interface {
 // noun-then-verb with a params struct where there is more than one argument.
 type Queries interface {
 	RunQueries
+	ConsoleQueries
 
 	TenantInsert(ctx context.Context, t Tenant) error
 	TenantGetByID(ctx context.Context, id authgate.TenantID) (Tenant, error)

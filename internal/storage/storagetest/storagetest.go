@@ -58,6 +58,7 @@ func Run(t *testing.T, open Open) {
 		{"SweepQueries", testSweepQueries},
 		{"CredentialSetVerified", testCredentialSetVerified},
 		{"CredentialPromise", testCredentialPromise},
+		{"Console", testConsole},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

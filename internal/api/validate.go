@@ -74,8 +74,19 @@ func badString(v reflect.Value, path, name string) (string, string, bool) {
 			if !t.Field(i).IsExported() {
 				continue
 			}
-			fname := t.Field(i).Name
-			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+				// encoding/json flattens an untagged embedded struct into
+				// its parent, so its fields carry no prefix on the wire
+				// either (importBody embeds ImportCredentialRequest).
+				if p, m, bad := badString(v.Field(i), path, name); bad {
+					return p, m, true
+				}
+				continue
+			}
+			fname := f.Name
+			if tag != "" && tag != "-" {
 				fname = tag
 			}
 			if p, m, bad := badString(v.Field(i), path+"."+fname, fname); bad {

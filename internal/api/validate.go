@@ -28,15 +28,20 @@ func invalidField(field, msg string) *authgate.Error { return fieldProblem(field
 // maxOtherString; "body" (a provider's error body) and "output" are bounded
 // by the route's body cap alone.
 const (
-	maxIDString    = 256
-	maxURLString   = 2048
-	maxOtherString = 16 << 10
+	maxIDString = 256
+	// maxAccountString is the stores' own bound on who a credential or key
+	// belongs to (vault, broker, tenancy: 255 bytes). Checking it here too
+	// makes a 256-byte user_id a problem naming the field on every route,
+	// not a bare message from whichever layer met it first.
+	maxAccountString = 255
+	maxURLString     = 2048
+	maxOtherString   = 16 << 10
 )
 
 var stringLimits = map[string]int{
-	"workflow": maxIDString, "user_id": maxIDString, "name": maxIDString, "provider": maxIDString, "key": maxIDString,
-	"idempotency_key": maxIDString, "binding": maxIDString, "bindings": maxIDString, "workspace_id": maxIDString,
-	"subject": maxIDString, "email": maxIDString, "domain": maxIDString, "expected_account": maxIDString,
+	"workflow": maxIDString, "user_id": maxAccountString, "name": maxIDString, "provider": maxIDString, "key": maxIDString,
+	"idempotency_key": maxIDString, "binding": maxIDString, "bindings": maxIDString, "workspace_id": maxAccountString,
+	"subject": maxAccountString, "email": maxIDString, "domain": maxIDString, "expected_account": maxAccountString,
 	"login_hint": maxIDString, "account_type": maxIDString, "token_type": maxIDString, "state": maxIDString,
 	"operation": maxIDString, "rejected_fingerprint": maxIDString, "credential_id": maxIDString, "role": maxIDString,
 	"actions": maxIDString, "drive_folder": maxIDString, "notion_page": maxIDString, "notion_database": maxIDString,

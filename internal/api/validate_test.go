@@ -50,6 +50,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"targets number field", "/v1/runs", runBody(`,"targets":{"drive_folder":42}`), "targets.drive_folder"},
 		{"targets unknown field", "/v1/runs", runBody(`,"targets":{"folder":"f"}`), "targets.folder"},
 		{"workflow too long", "/v1/runs", strings.Replace(runBody(""), `"workflow":"w"`, `"workflow":"`+long+`"`, 1), "workflow"},
+		{"user_id of 256 bytes", "/v1/connect-sessions", `{"user_id":"` + long[:256] + `","provider":"google","actions":["drive.files.list"]}`, "user_id"},
+		{"expected_account of 256 bytes", "/v1/connect-sessions", `{"user_id":"u","provider":"google","actions":["drive.files.list"],"expected_account":"` + long[:256] + `"}`, "expected_account"},
 		{"import user_id too long", "/v1/credentials/import", `{"user_id":"` + long + `","provider":"google","subject":"s","access_token":"t"}`, "user_id"},
 		{"user_id too long", "/v1/connect-sessions", `{"user_id":"` + long + `","provider":"google","actions":["drive.files.list"]}`, "user_id"},
 		{"api key name too long", "/v1/api-keys", `{"name":"` + long + `"}`, "name"},

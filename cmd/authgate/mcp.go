@@ -88,7 +88,7 @@ func mcpUser(ctx context.Context, c *authgate.Client, user string) (string, erro
 	case me.Role == authgate.RoleUser && user != me.UserID:
 		return "", fmt.Errorf("this API key acts only for user %q; leave --user out or set it to %q", me.UserID, me.UserID)
 	case user == "":
-		return "", fmt.Errorf("a %s key acts for any user: name one with --user or AUTHGATE_USER (or use a user key)", me.Role)
+		return "", fmt.Errorf("this %s key acts for any user: name one with --user or AUTHGATE_USER (or use a user key)", me.Role)
 	}
 	return user, nil
 }

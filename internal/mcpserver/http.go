@@ -200,8 +200,9 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.authed.ServeHTTP(rec, r)
 		return
 	}
-	h.begin(id)
-	defer h.end(id)
+	if h.begin(id, ti.UserID) {
+		defer h.end(id)
+	}
 	rw := &deleted{ResponseWriter: w}
 	h.authed.ServeHTTP(rw, r)
 	if r.Method == http.MethodDelete && rw.status == http.StatusNoContent {
@@ -368,14 +369,20 @@ func (h *HTTPHandler) forget(id string) {
 	delete(h.servers, s.caller)
 }
 
-func (h *HTTPHandler) begin(id string) {
+// begin counts a request on session id as activity, and reports whether it
+// did: only when caller (key and user) is the one that opened the session.
+// Anyone else's request is refused by the SDK, and must not keep the
+// session from its idle timeout nor shield it from its key's cap.
+func (h *HTTPHandler) begin(id, caller string) bool {
 	now := h.cfg.Clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s, ok := h.sessions[id]; ok {
+	if s, ok := h.sessions[id]; ok && s.caller == caller {
 		s.active++
 		s.last = now
+		return true
 	}
+	return false
 }
 
 func (h *HTTPHandler) end(id string) {

@@ -251,3 +251,29 @@ func TestHTTPSessionCap(t *testing.T) {
 		t.Errorf("%d sessions open; want 4", env.Server.MCP.Open())
 	}
 }
+
+// TestHTTPForeignRequestsDoNotKeepASessionAlive: another key's requests on
+// a session id (refused by the SDK) do not count as the session's activity:
+// the session still closes when its own caller leaves it idle.
+func TestHTTPForeignRequestsDoNotKeepASessionAlive(t *testing.T) {
+	t.Parallel()
+	env, clk := mcpEnv(t, time.Minute, 10)
+	h := env.Server.Handler()
+	other, err := env.Client.CreateAPIKey(context.Background(), authgate.NewAPIKeyRequest{Name: "other", Role: authgate.RoleService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := open(t, h, env.AdminKey)
+	for range 3 {
+		clk.Advance(30 * time.Second)
+		if code := ping(h, other.Key, id); code == http.StatusOK {
+			t.Fatalf("another key's ping on the session answered %d", code)
+		}
+	}
+	if closed := env.Server.MCP.Sweep(); closed != 1 {
+		t.Fatalf("swept %d sessions; want the one its own caller left idle for 90 s", closed)
+	}
+	if code := ping(h, env.AdminKey, id); code != http.StatusNotFound {
+		t.Fatalf("the swept session answered %d; want 404", code)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,5 +276,42 @@ func TestHTTPForeignRequestsDoNotKeepASessionAlive(t *testing.T) {
 	}
 	if code := ping(h, env.AdminKey, id); code != http.StatusNotFound {
 		t.Fatalf("the swept session answered %d; want 404", code)
+	}
+}
+
+// TestHTTPSessionCapUnderABurst: a burst of concurrent opens by one key
+// leaves no more than the key's cap of sessions open (each open holds its
+// slot from the cap check until its session is registered).
+func TestHTTPSessionCapUnderABurst(t *testing.T) {
+	t.Parallel()
+	const limit, burst = 3, 40
+	env, _ := mcpEnv(t, time.Hour, limit)
+	h := env.Server.Handler()
+	var wg sync.WaitGroup
+	codes := make(chan int, burst)
+	for range burst {
+		wg.Go(func() {
+			req := httptest.NewRequest("POST", "/mcp?user_id=alice", strings.NewReader(initializeBody))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Authorization", "Bearer "+env.AdminKey)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			codes <- rec.Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		if c == http.StatusOK {
+			ok++
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no open of the burst succeeded")
+	}
+	if n := env.Server.MCP.Open(); n > limit {
+		t.Fatalf("%d sessions open after a burst of %d opens (%d answered 200); the cap is %d", n, burst, ok, limit)
 	}
 }

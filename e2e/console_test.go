@@ -185,7 +185,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	start(t, tab)
 
 	// Sign in with the link serve printed (development mode).
-	c.do(tab, "open the start-up link", chromedp.Navigate(devLink), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+	c.do(tab, "open the start-up link", chromedp.Navigate(devLink), chromedp.Click(chromedp.CSS(`#signin`)), chromedp.WaitVisible(chromedp.CSS(`nav[aria-label=Console]`)))
 	if h := run(t, tab, "title", chromedp.Text(chromedp.CSS(`main h1`))); h != "Connections" {
 		t.Fatalf("the start-up link landed on %q; want the connections page", h)
 	}
@@ -217,14 +217,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	other, cancelOther := chromedp.NewContext(tab, chromedp.WithNewBrowserContext())
 	defer cancelOther()
 	start(t, other)
-	c.do(other, "open the CLI's link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`article.conn`)))
+	c.do(other, "open the CLI's link", chromedp.Navigate(link), chromedp.Click(chromedp.CSS(`#signin`)), chromedp.WaitVisible(chromedp.CSS(`article.conn`)))
 	if txt := run(t, other, "accounts", chromedp.Text(chromedp.CSS(`main`))); !strings.Contains(txt, account) || !strings.Contains(txt, "Connections") {
 		t.Fatalf("the CLI's link does not show the tenant's accounts:\n%s", txt)
 	}
 	third, cancelThird := chromedp.NewContext(tab, chromedp.WithNewBrowserContext())
 	defer cancelThird()
 	start(t, third)
-	c.do(third, "open the CLI's link again", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`main .notice`)))
+	c.do(third, "open the CLI's link again", chromedp.Navigate(link), chromedp.Click(chromedp.CSS(`#signin`)), chromedp.WaitVisible(chromedp.CSS(`main .notice`)))
 	if txt := run(t, third, "second use", chromedp.Text(chromedp.CSS(`main`))); !strings.Contains(txt, "does not work any more") || strings.Contains(txt, account) {
 		t.Fatalf("the second use of a login link signed in:\n%s", txt)
 	}

@@ -85,6 +85,10 @@ type HTTPHandler struct {
 	servers  map[string]*mcp.Server // per (key, user): what getServer hands the SDK
 	sessions map[string]*session    // open sessions by id
 	perKey   map[string]int
+	// opening counts, per key, the session-opening requests makeRoom let
+	// through that have not finished: a slot each, so that a burst of
+	// concurrent opens cannot all pass the cap before any is registered.
+	opening map[string]int
 }
 
 // session is an open MCP session as the handler tracks it.
@@ -111,7 +115,7 @@ func Handler(hc HTTPConfig) *HTTPHandler {
 	if hc.Clock == nil {
 		hc.Clock = clock.Real{}
 	}
-	h := &HTTPHandler{cfg: hc, servers: map[string]*mcp.Server{}, sessions: map[string]*session{}, perKey: map[string]int{}}
+	h := &HTTPHandler{cfg: hc, servers: map[string]*mcp.Server{}, sessions: map[string]*session{}, perKey: map[string]int{}, opening: map[string]int{}}
 	sdk := mcp.NewStreamableHTTPHandler(h.getServer, &mcp.StreamableHTTPOptions{Logger: hc.Logger})
 	verify := func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
 		if ti, ok := ctx.Value(closeSession{}).(*auth.TokenInfo); ok {
@@ -191,17 +195,21 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	id := r.Header.Get(sessionHeader)
 	if id == "" {
-		if r.Method == http.MethodPost && !h.makeRoom(caller.Key) {
-			w.Header().Set("Retry-After", "1")
-			mcpProblem(w, http.StatusTooManyRequests, authgate.ClassRateLimited, fmt.Sprintf("this API key has %d MCP sessions in use; close one (DELETE with its Mcp-Session-Id) or wait", h.cfg.MaxSessionsPerKey))
-			return
+		if r.Method == http.MethodPost {
+			if !h.makeRoom(caller.Key) {
+				w.Header().Set("Retry-After", "1")
+				mcpProblem(w, http.StatusTooManyRequests, authgate.ClassRateLimited, fmt.Sprintf("this API key has %d MCP sessions in use; close one (DELETE with its Mcp-Session-Id) or wait", h.cfg.MaxSessionsPerKey))
+				return
+			}
+			defer h.opened(caller.Key)
 		}
 		rec := &newSession{ResponseWriter: w, h: h, caller: ti.UserID, key: caller.Key}
 		h.authed.ServeHTTP(rec, r)
 		return
 	}
-	h.begin(id)
-	defer h.end(id)
+	if h.begin(id, ti.UserID) {
+		defer h.end(id)
+	}
 	rw := &deleted{ResponseWriter: w}
 	h.authed.ServeHTTP(rw, r)
 	if r.Method == http.MethodDelete && rw.status == http.StatusNoContent {
@@ -256,11 +264,16 @@ func ResourceMetadata(publicURL func() string) http.Handler {
 	})
 }
 
-// makeRoom keeps key under its cap before it opens a session: at the cap,
-// the key's longest-idle session is closed; if every one is busy, false.
+// makeRoom keeps key under its cap before it opens a session, and holds a
+// slot for it until opened is called: at the cap (open sessions and opens
+// in progress), the key's longest-idle session is closed; if every one is
+// busy, false. The check, the choice of the session to close and the slot
+// are taken under one lock, so concurrent opens cannot overshoot the cap
+// nor two of them count the closing of one session.
 func (h *HTTPHandler) makeRoom(key string) bool {
 	h.mu.Lock()
-	if h.perKey[key] < h.cfg.MaxSessionsPerKey {
+	if h.perKey[key]+h.opening[key] < h.cfg.MaxSessionsPerKey {
+		h.opening[key]++
 		h.mu.Unlock()
 		return true
 	}
@@ -270,13 +283,26 @@ func (h *HTTPHandler) makeRoom(key string) bool {
 			oldest = s
 		}
 	}
-	h.mu.Unlock()
 	if oldest == nil {
+		h.mu.Unlock()
 		return false
 	}
+	h.forgetLocked(oldest.id)
+	h.opening[key]++
+	h.mu.Unlock()
 	h.cfg.Logger.Info("mcp session closed: key at its session cap", slog.String("session", oldest.id), slog.Int("cap", h.cfg.MaxSessionsPerKey))
 	h.close(oldest)
 	return true
+}
+
+// opened releases the slot makeRoom held for a session-opening request
+// (the session, if one was opened, is counted in perKey by now).
+func (h *HTTPHandler) opened(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.opening[key]--; h.opening[key] <= 0 {
+		delete(h.opening, key)
+	}
 }
 
 // Sweep closes every session idle for IdleTimeout or longer, by the
@@ -352,6 +378,10 @@ func (h *HTTPHandler) close(s *session) {
 func (h *HTTPHandler) forget(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.forgetLocked(id)
+}
+
+func (h *HTTPHandler) forgetLocked(id string) {
 	s, ok := h.sessions[id]
 	if !ok {
 		return
@@ -368,14 +398,20 @@ func (h *HTTPHandler) forget(id string) {
 	delete(h.servers, s.caller)
 }
 
-func (h *HTTPHandler) begin(id string) {
+// begin counts a request on session id as activity, and reports whether it
+// did: only when caller (key and user) is the one that opened the session.
+// Anyone else's request is refused by the SDK, and must not keep the
+// session from its idle timeout nor shield it from its key's cap.
+func (h *HTTPHandler) begin(id, caller string) bool {
 	now := h.cfg.Clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s, ok := h.sessions[id]; ok {
+	if s, ok := h.sessions[id]; ok && s.caller == caller {
 		s.active++
 		s.last = now
+		return true
 	}
+	return false
 }
 
 func (h *HTTPHandler) end(id string) {

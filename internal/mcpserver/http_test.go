@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,5 +250,68 @@ func TestHTTPSessionCap(t *testing.T) {
 	}
 	if env.Server.MCP.Open() != 4 {
 		t.Errorf("%d sessions open; want 4", env.Server.MCP.Open())
+	}
+}
+
+// TestHTTPForeignRequestsDoNotKeepASessionAlive: another key's requests on
+// a session id (refused by the SDK) do not count as the session's activity:
+// the session still closes when its own caller leaves it idle.
+func TestHTTPForeignRequestsDoNotKeepASessionAlive(t *testing.T) {
+	t.Parallel()
+	env, clk := mcpEnv(t, time.Minute, 10)
+	h := env.Server.Handler()
+	other, err := env.Client.CreateAPIKey(context.Background(), authgate.NewAPIKeyRequest{Name: "other", Role: authgate.RoleService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := open(t, h, env.AdminKey)
+	for range 3 {
+		clk.Advance(30 * time.Second)
+		if code := ping(h, other.Key, id); code == http.StatusOK {
+			t.Fatalf("another key's ping on the session answered %d", code)
+		}
+	}
+	if closed := env.Server.MCP.Sweep(); closed != 1 {
+		t.Fatalf("swept %d sessions; want the one its own caller left idle for 90 s", closed)
+	}
+	if code := ping(h, env.AdminKey, id); code != http.StatusNotFound {
+		t.Fatalf("the swept session answered %d; want 404", code)
+	}
+}
+
+// TestHTTPSessionCapUnderABurst: a burst of concurrent opens by one key
+// leaves no more than the key's cap of sessions open (each open holds its
+// slot from the cap check until its session is registered).
+func TestHTTPSessionCapUnderABurst(t *testing.T) {
+	t.Parallel()
+	const limit, burst = 3, 40
+	env, _ := mcpEnv(t, time.Hour, limit)
+	h := env.Server.Handler()
+	var wg sync.WaitGroup
+	codes := make(chan int, burst)
+	for range burst {
+		wg.Go(func() {
+			req := httptest.NewRequest("POST", "/mcp?user_id=alice", strings.NewReader(initializeBody))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Authorization", "Bearer "+env.AdminKey)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			codes <- rec.Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		if c == http.StatusOK {
+			ok++
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no open of the burst succeeded")
+	}
+	if n := env.Server.MCP.Open(); n > limit {
+		t.Fatalf("%d sessions open after a burst of %d opens (%d answered 200); the cap is %d", n, burst, ok, limit)
 	}
 }

@@ -57,6 +57,7 @@ var ranges = []Range{
 	r("100.100.100.200/32", "a cloud metadata service (Alibaba Cloud)", false),
 	r("100.64.0.0/10", "shared address space (CGNAT, RFC 6598)", true),
 	r("127.0.0.0/8", "loopback", true),
+	r("168.63.129.16/32", "a cloud platform service (Azure WireServer: VM agent configuration, reachable from every Azure VM)", false),
 	r("169.254.0.0/16", "link-local (RFC 3927; cloud metadata at 169.254.169.254)", false),
 	r("172.16.0.0/12", "private (RFC 1918)", true),
 	r("192.0.0.0/24", "reserved for IETF protocol assignments (RFC 6890)", false),

@@ -69,10 +69,32 @@ func (c *Console) LoginLink(ctx context.Context, tenant authgate.TenantID, creat
 	return authgate.ConsoleLoginLink{URL: c.publicURL().String() + "/ui/login/" + tok, ExpiresAt: l.ExpiresAt}, nil
 }
 
-// login opens a login link: the link is consumed (once, whoever is first),
-// a session is stored and its cookie set, and the browser lands on the
+// loginPage answers a GET or HEAD of a login link with a page whose one
+// button posts the link back; it consumes nothing. Chat and mail clients
+// fetch a pasted link to preview it (Slack's unfurler, Outlook's safe-links
+// scanner): were a GET the sign-in, the first such fetch would burn the
+// link and walk away with a 12-hour admin session cookie.
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.PathValue("token")
+	if !strings.HasPrefix(tok, loginPrefix) || len(tok) >= 100 {
+		w.WriteHeader(http.StatusUnauthorized)
+		c.render(w, r, nil, "signin", "Sign in", signinPage{Used: true})
+		return
+	}
+	c.render(w, r, nil, "signin", "Sign in", signinPage{Confirm: "/ui/login/" + tok})
+}
+
+// login signs a browser in with a login link, posted from the console's own
+// sign-in page (a cross-site post would sign the victim's browser into the
+// attacker's tenant): the link is consumed (once, whoever is first), a
+// session is stored and its cookie set, and the browser lands on the
 // connections page with the token gone from its address bar.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if err := c.checkSameOrigin(r); err != nil {
+		c.cfg.Logger.WarnContext(r.Context(), "console refused a sign-in post", slog.String("reason", err.Detail))
+		c.renderError(w, r, nil, err)
+		return
+	}
 	tok := r.PathValue("token")
 	now := c.cfg.Clock.Now().UTC()
 	var l *storage.ConsoleLoginLink
@@ -117,7 +139,11 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) err
 	return nil
 }
 
-type signinPage struct{ Used, SignedOut bool }
+type signinPage struct {
+	Used, SignedOut bool
+	// Confirm is the login link the page's button posts to.
+	Confirm string
+}
 
 // authedFunc is a console handler for a signed-in browser.
 type authedFunc func(w http.ResponseWriter, r *http.Request, s *session) error
@@ -168,6 +194,23 @@ func (c *Console) sessionOf(r *http.Request) (*session, error) {
 // a request saying neither is refused), it is addressed to the console's
 // host, and it carries the session's CSRF token.
 func (c *Console) checkWrite(w http.ResponseWriter, r *http.Request, s *session) *authgate.Error {
+	if err := c.checkSameOrigin(r); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		return authgate.Errorf(authgate.ClassInvalidRequest, "the form could not be read")
+	}
+	got := r.PostForm.Get(csrfField)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRF)) != 1 {
+		return authgate.Errorf(authgate.ClassForbidden, "the form's security token is missing or stale; reload the page and try again")
+	}
+	return nil
+}
+
+// checkSameOrigin is checkWrite without the CSRF token: an HTML form post
+// from the console's own origin, addressed to its host.
+func (c *Console) checkSameOrigin(r *http.Request) *authgate.Error {
 	forbidden := func(why string) *authgate.Error { return authgate.Errorf(authgate.ClassForbidden, "%s", why) }
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
@@ -186,14 +229,6 @@ func (c *Console) checkWrite(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	if !strings.EqualFold(r.Host, pub.Host) {
 		return forbidden("this request was addressed to another host than the console's")
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	if err := r.ParseForm(); err != nil {
-		return authgate.Errorf(authgate.ClassInvalidRequest, "the form could not be read")
-	}
-	got := r.PostForm.Get(csrfField)
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRF)) != 1 {
-		return forbidden("the form's security token is missing or stale; reload the page and try again")
 	}
 	return nil
 }

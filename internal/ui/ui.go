@@ -97,7 +97,8 @@ func New(cfg Config) *Console {
 func (c *Console) routes() {
 	static, _ := fs.Sub(staticFiles, "static")
 	c.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
-	c.mux.HandleFunc("GET /ui/login/{token}", c.login)
+	c.mux.HandleFunc("GET /ui/login/{token}", c.loginPage)
+	c.mux.HandleFunc("POST /ui/login/{token}", c.login)
 	c.mux.Handle("POST /ui/logout", c.authed(c.logout))
 
 	c.mux.Handle("GET /ui/{$}", c.authed(c.connections))

@@ -78,9 +78,11 @@ func signIn(t *testing.T, env *authgatetest.Env, client *authgate.Client) (*brow
 		t.Fatalf("login link %q is not under %s/ui/login/", l.URL, env.URL)
 	}
 	b := newBrowser(t, env.URL)
-	code, _ := b.get(l.URL)
-	if code != http.StatusSeeOther {
-		t.Fatalf("opening the login link answered %d; want 303 to the console", code)
+	if code, page := b.get(l.URL); code != http.StatusOK || !strings.Contains(page, `action="/ui/login/agl_`) {
+		t.Fatalf("opening the login link answered %d; want 200 and a sign-in button:\n%s", code, page)
+	}
+	if code, _ := b.post(strings.TrimPrefix(l.URL, env.URL), nil, nil); code != http.StatusSeeOther {
+		t.Fatalf("pressing sign-in answered %d; want 303 to the console", code)
 	}
 	return b, l.URL
 }
@@ -107,7 +109,10 @@ func TestLoginLinkOpensOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(l.URL)
+	req, _ := http.NewRequest(http.MethodPost, l.URL, nil)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", env.URL)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +138,7 @@ func TestLoginLinkOpensOnce(t *testing.T) {
 	}
 	// The same link again, from another browser: not signed in.
 	again := newBrowser(t, env.URL)
-	if code, page := again.get(l.URL); code != http.StatusUnauthorized || !strings.Contains(page, "does not work any more") {
+	if code, page := again.post(strings.TrimPrefix(l.URL, env.URL), nil, nil); code != http.StatusUnauthorized || !strings.Contains(page, "does not work any more") {
 		t.Fatalf("second use of a login link answered %d:\n%s", code, page)
 	}
 	if code, _ := again.get("/ui/"); code != http.StatusUnauthorized {
@@ -155,7 +160,7 @@ func TestLoginLinkOpensOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := b2.get(l2.URL); code != http.StatusSeeOther {
+	if code, _ := b2.post(strings.TrimPrefix(l2.URL, env.URL), nil, nil); code != http.StatusSeeOther {
 		t.Fatalf("second link in a signed-in browser answered %d", code)
 	}
 	stale := newBrowser(t, env.URL)
@@ -167,8 +172,59 @@ func TestLoginLinkOpensOnce(t *testing.T) {
 		t.Fatalf("the new session does not open /ui/ (%d)", code)
 	}
 	// A made-up link is no link.
-	if code, _ := newBrowser(t, env.URL).get("/ui/login/agl_made-up"); code != http.StatusUnauthorized {
+	if code, _ := newBrowser(t, env.URL).post("/ui/login/agl_made-up", nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("a made-up login link answered %d", code)
+	}
+}
+
+// TestLoginLinkSurvivesPreviews: fetching a login link (what a chat or mail
+// client does to preview or scan it) signs nobody in and leaves the link
+// working; a sign-in post from another site, without an Origin or as
+// text/plain is refused (else an attacker's page could sign a victim's
+// browser into the attacker's tenant) and leaves it working too.
+func TestLoginLinkSurvivesPreviews(t *testing.T) {
+	t.Parallel()
+	env := authgatetest.Start(t, authgatetest.Options{})
+	l, err := env.Client.CreateConsoleLoginLink(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(l.URL, env.URL)
+	bot := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, method := range []string{http.MethodHead, http.MethodGet} {
+		req, _ := http.NewRequest(method, l.URL, nil)
+		req.Header.Set("User-Agent", "Slackbot-LinkExpanding 1.0")
+		resp, err := bot.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 0 {
+			t.Fatalf("%s of a login link answered %d with cookies %v; want 200 and none", method, resp.StatusCode, resp.Cookies())
+		}
+	}
+	b := newBrowser(t, env.URL)
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		want   int
+	}{
+		{"cross-site origin", map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"no Origin and no Sec-Fetch-Site", map[string]string{"Origin": "", "Sec-Fetch-Site": ""}, http.StatusForbidden},
+		{"text/plain body", map[string]string{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType},
+	} {
+		if code, _ := b.post(path, nil, tc.header); code != tc.want {
+			t.Errorf("%s: sign-in post answered %d; want %d", tc.name, code, tc.want)
+		}
+	}
+	if code, _ := b.get("/ui/"); code != http.StatusUnauthorized {
+		t.Fatalf("after refused sign-ins /ui/ answered %d; want 401", code)
+	}
+	if code, _ := b.post(path, nil, nil); code != http.StatusSeeOther {
+		t.Fatalf("the link, after previews and refused posts, answered %d; want 303", code)
+	}
+	if code, page := b.get("/ui/"); code != http.StatusOK {
+		t.Fatalf("signed in, /ui/ answered %d:\n%s", code, page)
 	}
 }
 
@@ -363,7 +419,11 @@ func TestSecureCookieBehindHTTPS(t *testing.T) {
 	if !ok {
 		t.Fatalf("login link %q is not under the public URL %s", l.URL, public)
 	}
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(env.URL + path)
+	req, _ := http.NewRequest(http.MethodPost, env.URL+path, nil)
+	req.Host = "auth.example.test"
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", public)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

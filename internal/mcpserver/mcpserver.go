@@ -306,12 +306,18 @@ func (s *server) watch(ss *mcp.ServerSession, cs authgate.ConnectSession) {
 			delete(s.watching, cs.ID)
 			s.mu.Unlock()
 		}()
-		var tick <-chan time.Time
-		if s.cfg.Changes == nil {
-			t := time.NewTicker(s.cfg.PollInterval)
-			defer t.Stop()
-			tick = t.C
+		// The change feed wakes the watcher when the callback stores the
+		// credential; the link's outcome is recorded just after that commit,
+		// so a wake-up can read it still pending. A slow backstop tick
+		// (four poll intervals) catches that case instead of waiting for a
+		// credential change that will not come.
+		every := s.cfg.PollInterval
+		if s.cfg.Changes != nil {
+			every *= 4
 		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick := t.C
 		for {
 			var changed <-chan struct{}
 			if s.cfg.Changes != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/jobs"
 	"github.com/authgate/authgate/internal/mcpserver"
 	"github.com/authgate/authgate/internal/storage"
@@ -27,8 +28,24 @@ func (s *Server) wireJobs(d *jobs.Deps) {
 	d.Resume = rs.ResumeBlockedOn
 	d.Prune = s.prune
 	pl := &jobs.Planner{Store: s.Store, Queue: s.jobs, Clock: s.cfg.Clock, Tokens: s.Refresher, Identity: s.api.CheckIdentity,
+		Rotates: func(name string) bool {
+			p, ok := s.providers.Get(name)
+			return ok && p.RotatesRefreshTokens
+		},
 		SweepInterval: s.cfg.HealthSweepInterval, Horizon: 3 * s.cfg.planInterval(), Logger: s.cfg.Logger}
 	d.Plan, d.Refresh, d.Check = pl.Plan, pl.Refresh, pl.Check
+	s.planner = pl
+}
+
+// HealthCheck runs one health-sweep check of a credential now, in the
+// caller's goroutine: what the sweep's job does when the credential's turn
+// comes (jobs.Planner.Check). For tests and operators' tools; a revocation
+// it finds changes the credential's state exactly as the sweep would.
+func (s *Server) HealthCheck(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) error {
+	if s.planner == nil {
+		return errors.New("server: the job queue is not running")
+	}
+	return s.planner.Check(ctx, tenant, id)
 }
 
 // prune deletes finished records past their retention, a page at a time.

@@ -571,6 +571,8 @@ type Server struct {
 	api      *api.API
 	// jobs works River jobs in this process (every instance does).
 	jobs *jobs.Queue
+	// planner schedules proactive refreshes and health checks (wireJobs).
+	planner *jobs.Planner
 	// stopFeed stops the change feed the MCP endpoint listens to.
 	stopFeed func()
 	// MCP serves /mcp; its sessions close when idle (Sweep).

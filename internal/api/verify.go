@@ -68,11 +68,12 @@ func (a *API) diagnoseCredential(w http.ResponseWriter, r *http.Request, p tenan
 }
 
 // CheckIdentity is the health sweep's cheap live check of a credential
-// that has no refresh token (what verify does, recorded as a verification).
-func (a *API) CheckIdentity(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) error {
+// (verify.Verifier.Health): answered is false when the provider has no
+// identity call, rejected the fingerprint of a token the provider refused.
+func (a *API) CheckIdentity(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) (answered bool, rejected string, err error) {
 	if a.verifier == nil {
-		return nil
+		return false, "", nil
 	}
-	_, err := a.verifier.Verify(ctx, tenant, id, authgate.VerifyRequest{}, "health-sweep")
-	return err
+	h, err := a.verifier.Health(ctx, tenant, id, "health-sweep")
+	return h.Answered, h.Rejected, err
 }

@@ -31,9 +31,15 @@ type Planner struct {
 	Tokens interface {
 		Token(ctx context.Context, req refresh.Request) (*refresh.Token, error)
 	}
-	// Identity checks a credential that has no refresh token with a cheap
-	// live call (verify); optional.
-	Identity func(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) error
+	// Identity is the cheap live check (verify.Verifier.Health): a token
+	// (refreshed only if it has under a minute left) and the provider's
+	// identity call with it. answered is false when the provider has no
+	// identity call; rejected is the fingerprint of an access token the
+	// provider refused. Optional: without it every check is a refresh.
+	Identity func(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) (answered bool, rejected string, err error)
+	// Rotates tells whether a provider rotates refresh tokens (the
+	// catalog's rotates_refresh_tokens); nil: none does.
+	Rotates func(provider string) bool
 	// Safety is the window a token must never be inside unrefreshed
 	// (refresh.DefaultMinValid); Lead is how long before entering it the
 	// refresh is scheduled (default 4 min: room to retry and to absorb a
@@ -240,13 +246,18 @@ func (p *Planner) Refresh(ctx context.Context, tenant authgate.TenantID, id auth
 	return settled(err)
 }
 
-// Check is one health check: a forced refresh when the credential has a
-// refresh token (on a rotating provider a refresh is the only check that
-// proves the token family alive; on others it is still the authoritative
-// answer about the grant and costs no API quota), the cheap identity call
-// otherwise. A revocation found makes the credential reauth_required with
-// its reason through the refresher, whose state change enqueues the
-// webhook once.
+// Check is one health check of an idle credential. On a provider that
+// rotates refresh tokens it is a forced refresh: only a refresh proves the
+// token family alive there, and it costs nothing the next refresh would not
+// spend. Elsewhere it is the cheap identity call with the current token
+// (Identity); a refresh happens only when that token has under a minute
+// left (then the refresh is the check), when the provider refuses the
+// token (a forced refresh with it as the rejected one: invalid_grant means
+// revoked, success means only that access token had died), or when the
+// provider has no identity call. A credential with no refresh token whose
+// token is refused is reauth_required through the same refresher path.
+// A revocation found makes the credential reauth_required with its reason
+// through the refresher, whose state change enqueues the webhook once.
 func (p *Planner) Check(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) error {
 	p.defaults()
 	c, err := p.Store.CredentialGetByID(ctx, storage.CredentialGetByIDParams{TenantID: tenant, ID: id})
@@ -259,13 +270,25 @@ func (p *Planner) Check(ctx context.Context, tenant authgate.TenantID, id authga
 	if c.Status != authgate.CredentialStatusActive {
 		return nil
 	}
-	if c.RefreshToken.IsZero() {
-		if p.Identity == nil {
+	hasRefresh := !c.RefreshToken.IsZero()
+	rotates := p.Rotates != nil && p.Rotates(c.Provider)
+	if p.Identity == nil || (hasRefresh && rotates) {
+		if !hasRefresh {
 			return nil
 		}
-		return settled(p.Identity(ctx, tenant, id))
+		_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: c.AccessTokenFP})
+		return settled(err)
 	}
-	_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: c.AccessTokenFP})
+	answered, rejected, err := p.Identity(ctx, tenant, id)
+	if err != nil {
+		return settled(err)
+	}
+	switch {
+	case rejected != "":
+		_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: rejected})
+	case !answered && hasRefresh:
+		_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: c.AccessTokenFP})
+	}
 	return settled(err)
 }
 

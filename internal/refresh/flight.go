@@ -244,7 +244,14 @@ func (r *Refresher) waitChange(ctx context.Context, changed <-chan struct{}, d t
 }
 
 func (r *Refresher) noRefreshToken(ctx context.Context, f *flight, id authgate.CredentialID, p *catalog.Provider) (*snapshot, bool, error) {
-	c, err := r.cfg.Vault.MarkReauthRequired(ctx, f.tenant, id, authgate.StatusReasonNoRefreshToken, nil)
+	// A refused token that never expires (Notion) was revoked: no refresh
+	// token would have saved it. Elsewhere the missing refresh token is the
+	// cause to fix (reconnect with offline access).
+	reason := authgate.StatusReasonNoRefreshToken
+	if f.rejected != "" && !p.Expires() {
+		reason = authgate.StatusReasonRevoked
+	}
+	c, err := r.cfg.Vault.MarkReauthRequired(ctx, f.tenant, id, reason, nil)
 	if err != nil {
 		return nil, false, err
 	}

@@ -90,6 +90,8 @@ type run struct {
 	// a run's start proves access without side effects, and asks for a
 	// token valid for the whole safety window.
 	preflight bool
+	// identityOnly stops after the identity call (the health sweep).
+	identityOnly bool
 }
 
 // Verify verifies credential id of tenant and records the result.
@@ -445,7 +447,7 @@ func (r *run) google(ctx context.Context) {
 		r.matchIdentity(live, ui.Sub == r.cred.Account.Subject)
 		return "Google says the token belongs to " + live.Label, nil
 	})
-	if !identityOK || r.mismatch != nil {
+	if !identityOK || r.mismatch != nil || r.identityOnly {
 		return
 	}
 	d, err := gdrive.New(ctx, r.ts, gdrive.Options{Endpoint: r.p.APIURL("drive"), Transport: r.v.cfg.Transport})
@@ -526,7 +528,7 @@ func (r *run) notion(ctx context.Context) {
 			Label: fmt.Sprintf("%s workspace (integration %s)", cmp.Or(u.Bot.WorkspaceName, u.Bot.WorkspaceID), u.Name)}
 		r.matchIdentity(live, owner == r.cred.Account.Subject && u.Bot.WorkspaceID == r.cred.WorkspaceID)
 		return "users/me answers as the integration in " + live.Label, nil
-	}) || r.mismatch != nil {
+	}) || r.mismatch != nil || r.identityOnly {
 		return
 	}
 	if id := r.targets.NotionPage; id != "" {
@@ -565,7 +567,7 @@ func (r *run) slack(ctx context.Context) {
 			Label: fmt.Sprintf("%s in workspace %s (%s)", id.User, id.Team, id.TeamID)}
 		r.matchIdentity(live, id.TeamID == r.cred.WorkspaceID)
 		return "auth.test answers as " + live.Label, nil
-	}) || r.mismatch != nil {
+	}) || r.mismatch != nil || r.identityOnly {
 		return
 	}
 	if liveScopes != nil {

@@ -96,10 +96,7 @@ func (v *Verifier) Health(ctx context.Context, tenant authgate.TenantID, id auth
 func (r *run) userinfo(ctx context.Context) {
 	hc := &http.Client{Transport: &oauth2.Transport{Source: r.ts, Base: r.v.cfg.Transport}}
 	r.call("userinfo", "", func() (string, error) {
-		var ui struct {
-			Sub   string `json:"sub"`
-			Email string `json:"email"`
-		}
+		var ui struct{ Sub, Email string } // matched case-insensitively, as google() does
 		if err := r.getJSON(ctx, hc, r.cred.Provider, r.p.UserinfoURL, &ui); err != nil {
 			return "", err
 		}

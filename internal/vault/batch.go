@@ -40,6 +40,11 @@ func (v *Vault) ImportBatch(ctx context.Context, ps []ImportParams) ([]authgate.
 				return fmt.Errorf("import batch entry %d: %w", i, err)
 			}
 			out[i] = c
+			if !p.FirstCheckAt.IsZero() {
+				if err := q.CredentialCheckSchedule(ctx, storage.CredentialCheckScheduleParams{ID: c.ID, TenantID: p.TenantID, Next: p.FirstCheckAt}); err != nil {
+					return fmt.Errorf("import batch entry %d: first check: %w", i, err)
+				}
+			}
 		}
 		return nil
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/authgate/authgate"
 	"github.com/authgate/authgate/internal/secret"
+	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/vault"
 )
 
@@ -49,5 +50,40 @@ func TestImportBatch(t *testing.T) {
 	list, _, err := f.vault.List(ctx, vault.ListParams{TenantID: f.tenant, UserID: "bulk-100"})
 	if err != nil || len(list) != 0 {
 		t.Fatalf("a refused batch stored %d credentials (%v)", len(list), err)
+	}
+}
+
+// TestImportBatchFirstCheck: FirstCheckAt is written with the batch, so
+// the health sweep does not find the credential due before then; without
+// it the credential is due at once (its first check not yet planned).
+func TestImportBatchFirstCheck(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "", ring(t, key("k1", 1)))
+	ctx := context.Background()
+	a, r := tokenPair(1)
+	p := vault.ImportParams{TenantID: f.tenant, UserID: "later", Provider: "google", Subject: "s", Scopes: []string{"openid"},
+		AccessToken: secret.New(a), RefreshToken: secret.New(r), ExpiresAt: t0.Add(time.Hour), Actor: "test", FirstCheckAt: t0.AddDate(1, 0, 0)}
+	q := p
+	q.UserID, q.FirstCheckAt = "now", time.Time{}
+	creds, err := f.vault.ImportBatch(ctx, []vault.ImportParams{p, q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := func(before time.Time) map[authgate.CredentialID]bool {
+		ds, err := f.store.CredentialListCheckDue(ctx, storage.CredentialListCheckDueParams{Before: before, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[authgate.CredentialID]bool{}
+		for _, d := range ds {
+			out[d.ID] = true
+		}
+		return out
+	}
+	if got := due(t0.Add(24 * time.Hour)); got[creds[0].ID] || !got[creds[1].ID] {
+		t.Fatalf("due within a day: %v; want only the credential without FirstCheckAt", got)
+	}
+	if got := due(t0.AddDate(1, 0, 1)); !got[creds[0].ID] {
+		t.Fatalf("due after a year and a day: %v; want the deferred credential too", got)
 	}
 }

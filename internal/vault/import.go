@@ -49,6 +49,12 @@ type ImportParams struct {
 	// a different provider account is refused with *IdentityMismatchError
 	// and the credential is left as it was (but for the event).
 	ReconnectID authgate.CredentialID
+	// FirstCheckAt, in ImportBatch only, is when the health sweep first
+	// checks the credential, written in the import's transaction (a bulk
+	// load of credentials verified elsewhere just now; the bench, whose
+	// made-up tokens a check would rightly find invalid). Zero: the
+	// planner spreads the first check over the sweep period.
+	FirstCheckAt time.Time
 }
 
 // IdentityMismatchError is a reconnect that came back as another account.

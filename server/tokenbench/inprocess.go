@@ -172,6 +172,12 @@ func (e *Env) ImportMany(ctx context.Context, n int) ([]authgate.CredentialID, e
 func importMany(ctx context.Context, v *vault.Vault, tenant authgate.TenantID, user string, from, n, workers int) ([]authgate.CredentialID, error) {
 	const batch = 2_000
 	exp := time.Now().Add(time.Hour)
+	// The tokens are made up, so a health check would rightly find them
+	// invalid and make the credential reauth_required mid-measurement (the
+	// sweep spreads first checks over its period from the moment they
+	// appear: about one in a thousand within the first 90 s). Their first
+	// check is put a year out, in the import's transaction.
+	firstCheck := time.Now().AddDate(1, 0, 0)
 	ids := make([]authgate.CredentialID, n)
 	var g errgroup.Group
 	g.SetLimit(max(1, workers))
@@ -182,7 +188,7 @@ func importMany(ctx context.Context, v *vault.Vault, tenant authgate.TenantID, u
 				i := from + start + j
 				ps[j] = vault.ImportParams{TenantID: tenant, UserID: fmt.Sprintf("%s-%06d", user, i), Provider: "google", Subject: fmt.Sprintf("sub-%s-%06d", user, i),
 					Scopes: []string{"openid"}, AccessToken: secret.New(madeUpToken("ya29.", i)), RefreshToken: secret.New(madeUpToken("1//", i)),
-					ExpiresAt: exp, Actor: "bench"}
+					ExpiresAt: exp, Actor: "bench", FirstCheckAt: firstCheck}
 			}
 			creds, err := v.ImportBatch(ctx, ps)
 			if err != nil {

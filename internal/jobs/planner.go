@@ -242,7 +242,7 @@ func (p *Planner) planChecks(ctx context.Context, now time.Time) error {
 // the job is done. Other failures are retried by River.
 func (p *Planner) Refresh(ctx context.Context, tenant authgate.TenantID, id authgate.CredentialID) error {
 	p.defaults()
-	_, err := p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, MinValid: p.Safety + p.Lead + time.Minute})
+	_, err := p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, MinValid: p.Safety + p.Lead + time.Minute, Proactive: true})
 	return settled(err)
 }
 

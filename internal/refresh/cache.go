@@ -63,7 +63,17 @@ type snapshot struct {
 // need is the window a token must still cover before it is refreshed: the
 // caller's, capped at half the observed lifetime, so a window the provider
 // cannot meet never refreshes a token in the first half of its life.
-func (s *snapshot) need(minValid time.Duration) time.Duration {
+//
+// A proactive request (the planner's) is capped only by a lifetime seen at
+// a refresh. Before the first refresh the "lifetime" is the time since the
+// row was written, which for an imported token is not its lifetime: a
+// token imported with 15 minutes left would look 15 minutes long, the
+// proactive refresh asking for 10 would be capped to 7.5 and do nothing,
+// and the token would enter the safety window unrefreshed.
+func (s *snapshot) need(minValid time.Duration, proactive bool) time.Duration {
+	if proactive && s.cred.LastRefreshedAt == nil {
+		return minValid
+	}
 	if s.lifetime > 0 && minValid > s.lifetime/2 {
 		return s.lifetime / 2
 	}

@@ -17,10 +17,11 @@ import (
 // flight is one credential's trip to the database, and to the provider when
 // the stored token will not do. Waiters read its result once done is closed.
 type flight struct {
-	done     chan struct{}
-	tenant   authgate.TenantID
-	minValid time.Duration
-	rejected string
+	done      chan struct{}
+	tenant    authgate.TenantID
+	minValid  time.Duration
+	proactive bool
+	rejected  string
 
 	snap      *snapshot
 	refreshed bool
@@ -102,7 +103,7 @@ func (r *Refresher) flightFor(e *entry, req Request) (*flight, error) {
 		e.CredentialID, e.RetryAfter = req.ID, authgate.Duration(time.Second)
 		return nil, e
 	}
-	f := &flight{done: make(chan struct{}), tenant: req.TenantID, minValid: req.MinValid, rejected: req.RejectedFingerprint}
+	f := &flight{done: make(chan struct{}), tenant: req.TenantID, minValid: req.MinValid, proactive: req.Proactive, rejected: req.RejectedFingerprint}
 	e.flight = f
 	r.flights.Add(1)
 	go r.fly(e, f, req.ID)
@@ -139,7 +140,8 @@ func (r *Refresher) needsRefresh(e *entry, s *snapshot, f *flight) bool {
 		return unknownExpiryNeedsRefresh(s)
 	}
 	now := r.now()
-	return s.token.ExpiresAt.Sub(now) < s.need(f.minValid) || cutShort(e, s, now, s.need(f.minValid))
+	need := s.need(f.minValid, f.proactive)
+	return s.token.ExpiresAt.Sub(now) < need || cutShort(e, s, now, need)
 }
 
 func (r *Refresher) flightBody(ctx context.Context, e *entry, f *flight, id authgate.CredentialID) (*snapshot, bool, error) {

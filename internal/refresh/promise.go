@@ -168,7 +168,7 @@ func (r *Refresher) promiseFirst(ctx context.Context, e *entry, s *snapshot, req
 		}
 	}
 	now := r.cfg.Clock.Now()
-	need := s.need(req.MinValid)
+	need := s.need(req.MinValid, req.Proactive)
 	if deathOf(e, s).Sub(now) >= need || (refreshed && s.token.ExpiresAt.After(now)) {
 		window := min(need, s.token.ExpiresAt.Sub(now))
 		ps, err := r.extend(ctx, e, s, window, false)

@@ -208,6 +208,10 @@ type Request struct {
 	// newer token is returned. Many workers reporting one rejection make one
 	// refresh.
 	RejectedFingerprint string
+	// Proactive marks the planner's refresh ahead of need: its window is
+	// capped at half the token's lifetime only once a refresh has shown
+	// that lifetime (see snapshot.need).
+	Proactive bool
 }
 
 // Token is an access token ready to use. Tokens returned by Token may be
@@ -297,7 +301,7 @@ func (r *Refresher) serve(e *entry, s *snapshot, req Request, afterFlight, refre
 		return s.token, nil, true
 	}
 	left := s.token.ExpiresAt.Sub(now)
-	if left >= s.need(req.MinValid) || (refreshed && left > 0) {
+	if left >= s.need(req.MinValid, req.Proactive) || (refreshed && left > 0) {
 		if keepsPromises(s) && (left < req.MinValid || refreshed || !covered(e, s, now, req.MinValid)) {
 			return nil, nil, false // the promise is recorded first (promise.go)
 		}

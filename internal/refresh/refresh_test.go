@@ -450,3 +450,42 @@ func BenchmarkTokenFresh(b *testing.B) {
 		}
 	})
 }
+
+// TestProactiveIgnoresImportLifetime: a token imported with 15 minutes
+// left looks 15 minutes long (its lifetime is estimated from the import),
+// so 6 minutes later an ordinary 10-minute window is capped at 7.5 minutes
+// and the token, 9 minutes from expiry, is served without a refresh; the planner's proactive request is not capped by that
+// guess and refreshes once; after the refresh the lifetime is known (an
+// hour) and a second proactive request refreshes nothing.
+func TestProactiveIgnoresImportLifetime(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	ctx := context.Background()
+	tok := f.grantRaw(t, "google", "pro@acme.example", 3600, "openid", "email")
+	exp := f.clock.Now().Add(15 * time.Minute) // as if issued 45 minutes before the import
+	cred, err := f.env.Client.ImportCredential(ctx, authgate.ImportCredentialRequest{UserID: "pro", Provider: "google", Subject: "sub-pro",
+		Scopes: strings.Fields(tok.Scope), AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sb().ResetCounters()
+	f.clock.Advance(6 * time.Minute) // the planner's time: 9 minutes left, 4 before the 5-minute safety window
+	r := f.env.Server.Refresher
+	req := refresh.Request{TenantID: cred.TenantID, ID: cred.ID, MinValid: 10 * time.Minute}
+	got, err := r.Token(ctx, req)
+	if err != nil || got.Refreshed || f.sb().Counters()["google"].Refreshes != 0 {
+		t.Fatalf("ordinary request: refreshed %v, %d refreshes, %v; want the stored token (window capped)", got != nil && got.Refreshed, f.sb().Counters()["google"].Refreshes, err)
+	}
+	req.Proactive = true
+	got, err = r.Token(ctx, req)
+	if err != nil || !got.Refreshed || f.sb().Counters()["google"].Refreshes != 1 {
+		t.Fatalf("proactive request: refreshed %v, %d refreshes, %v; want one refresh", got != nil && got.Refreshed, f.sb().Counters()["google"].Refreshes, err)
+	}
+	if left := got.ExpiresAt.Sub(f.clock.Now()); left < 59*time.Minute {
+		t.Fatalf("the refreshed token has %v left; want the hour the provider gave", left)
+	}
+	got, err = r.Token(ctx, req)
+	if err != nil || got.Refreshed || f.sb().Counters()["google"].Refreshes != 1 {
+		t.Fatalf("second proactive request: refreshed %v, %d refreshes, %v; want none", got != nil && got.Refreshed, f.sb().Counters()["google"].Refreshes, err)
+	}
+}

@@ -64,10 +64,10 @@ import (
 // by fake time, working, completing — is River's own. The job ports are
 // wrapped only to record which jobs have been worked at each fake time.
 //
-// Sizes: 300 credentials by default, 600 with AUTHGATE_TEST_SCALE=1 (CI, under
-// a minute with -race),
-// AUTHGATE_TEST_PROACTIVE=100k for 100,000 (or a number): the README's
-// figures come from that run, without the race detector.
+// Sizes: 300 credentials by default (about 10 s; 40 s with -race), 600 with
+// AUTHGATE_TEST_SCALE=1 (CI: under a minute with -race), and 100,000 with
+// AUTHGATE_TEST_PROACTIVE=100k (or any number ≥ 2): the README's figures
+// come from that run, without the race detector.
 func TestProactiveRefreshRun(t *testing.T) {
 	t.Parallel()
 	n := 300
@@ -87,7 +87,7 @@ func TestProactiveRefreshRun(t *testing.T) {
 	// Up to this size every job runs at exactly its scheduled time (the
 	// clock steps from one due job to the next); beyond it the clock moves
 	// at least a second per step, and the jobs due within it run together
-	// at its end. Under the race detector every step costs about 100 ms of
+	// at its end. Under the race detector every step costs 100–200 ms of
 	// wall time, so the clock stops only at the plan passes, every 30 s:
 	// a refresh then runs up to 30 s after its planned time, well inside
 	// its 4 min lead.
@@ -691,7 +691,9 @@ func (f *runFixture) check(t *testing.T, quantum time.Duration) {
 			t.Fatal(err)
 		}
 		if !attempted.Valid {
-			if s.Before(f.end) || state != "scheduled" {
+			// Due after the run: River's scheduler may have made it
+			// available already (it looks 5 s ahead).
+			if s.Before(f.end) || state != "scheduled" && state != "available" {
 				t.Errorf("refresh job due %v is %s, never attempted", s, state)
 			}
 			continue

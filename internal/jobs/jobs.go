@@ -26,6 +26,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
+	"github.com/authgate/authgate/internal/clock"
 	"github.com/authgate/authgate/internal/storage"
 	"github.com/authgate/authgate/internal/storage/pgstore"
 	"github.com/authgate/authgate/internal/storage/sqlitestore"
@@ -64,6 +65,14 @@ type Config struct {
 	RescueAfter time.Duration
 	// Deps is what the jobs do.
 	Deps *Deps
+	// Clock, when set, is River's "now" (river.Config.Test.Time) — a test
+	// seam, so that a fake clock decides when a scheduled job is due and
+	// stamps attempts and completions. Production leaves it nil: River then
+	// reads the wall clock and the database's own time. River's rescuer,
+	// job cleaner and default retry policy read the wall clock even so: a
+	// fake clock behind it would have running jobs rescued and finished
+	// ones deleted at once.
+	Clock clock.Clock
 }
 
 // Queue is River on one authgate store.
@@ -123,6 +132,9 @@ func Open(store storage.Store, cfg Config) (*Queue, error) {
 		JobTimeout:                  min(2*time.Minute, cfg.RescueAfter),
 		// A job whose worker vanished (kill -9) is run again after this.
 		RescueStuckJobsAfter: cfg.RescueAfter,
+	}
+	if cfg.Clock != nil {
+		rc.Test.Time = riverTime{cfg.Clock}
 	}
 	if cfg.Work {
 		workers := river.NewWorkers()
@@ -211,6 +223,19 @@ func (q *Queue) Close(ctx context.Context) error {
 		err = q.stop(ctx)
 	}
 	return errors.Join(err, q.closePool())
+}
+
+// riverTime is River's time generator (rivertype.TimeGenerator, checked
+// where Open assigns it) over an authgate clock (Config.Clock).
+type riverTime struct{ c clock.Clock }
+
+func (t riverTime) Now() time.Time { return t.c.Now() }
+
+// NowOrNil is always set: River then passes this time to its queries
+// instead of letting the database read its own clock.
+func (t riverTime) NowOrNil() *time.Time {
+	n := t.c.Now()
+	return &n
 }
 
 // quieter logs River's info lines (client started, periodic job counts

@@ -32,6 +32,7 @@ func (s *Server) wireJobs(d *jobs.Deps) {
 			p, ok := s.providers.Get(name)
 			return ok && p.RotatesRefreshTokens
 		},
+		Rate:          func(string) float64 { return s.cfg.ProviderJobRate },
 		SweepInterval: s.cfg.HealthSweepInterval, Horizon: 3 * s.cfg.planInterval(), Logger: s.cfg.Logger}
 	d.Plan, d.Refresh, d.Check = pl.Plan, pl.Refresh, pl.Check
 	s.planner = pl

@@ -82,6 +82,11 @@ type Config struct {
 	// HealthSweepInterval is the period within which every idle active
 	// credential is checked once (default 24h).
 	HealthSweepInterval time.Duration
+	// ProviderJobRate is how many proactive refreshes plus health checks
+	// per second the planner schedules for one provider, across every
+	// instance (default 10). 100,000 credentials an hour on one provider
+	// need about 28.
+	ProviderJobRate float64
 	// JobPollInterval is how often idle job workers look for jobs other
 	// instances inserted (default 1s).
 	JobPollInterval time.Duration
@@ -173,6 +178,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HealthSweepInterval <= 0 {
 		c.HealthSweepInterval = 24 * time.Hour
+	}
+	if !(c.ProviderJobRate > 0) {
+		c.ProviderJobRate = 10
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

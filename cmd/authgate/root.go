@@ -134,6 +134,13 @@ func (g *globals) config() (server.Config, error) {
 			*dst = d
 		}
 	}
+	if v := os.Getenv("AUTHGATE_PROVIDER_JOB_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 || r > 10000 || r != r {
+			return server.Config{}, fmt.Errorf("AUTHGATE_PROVIDER_JOB_RATE=%q: want refreshes per second per provider, above 0 and at most 10000, such as 10", v)
+		}
+		cfg.ProviderJobRate = r
+	}
 	if v := os.Getenv("AUTHGATE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
 		if cfg.WebhookAllowPrivate, err = strconv.ParseBool(v); err != nil {
 			return server.Config{}, fmt.Errorf("AUTHGATE_WEBHOOK_ALLOW_PRIVATE=%q: want true or false", v)

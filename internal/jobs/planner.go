@@ -272,23 +272,25 @@ func (p *Planner) Check(ctx context.Context, tenant authgate.TenantID, id authga
 	}
 	hasRefresh := !c.RefreshToken.IsZero()
 	rotates := p.Rotates != nil && p.Rotates(c.Provider)
+	// force: a refresh replacing the token whose fingerprint is reject.
+	force, reject := false, c.AccessTokenFP
 	if p.Identity == nil || (hasRefresh && rotates) {
-		if !hasRefresh {
-			return nil
+		force = hasRefresh
+	} else {
+		answered, rejected, err := p.Identity(ctx, tenant, id)
+		switch {
+		case err != nil:
+			return settled(err)
+		case rejected != "":
+			force, reject = true, rejected
+		case !answered && hasRefresh:
+			force = true
 		}
-		_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: c.AccessTokenFP})
-		return settled(err)
 	}
-	answered, rejected, err := p.Identity(ctx, tenant, id)
-	if err != nil {
-		return settled(err)
+	if !force {
+		return nil
 	}
-	switch {
-	case rejected != "":
-		_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: rejected})
-	case !answered && hasRefresh:
-		_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: c.AccessTokenFP})
-	}
+	_, err = p.Tokens.Token(ctx, refresh.Request{TenantID: tenant, ID: id, RejectedFingerprint: reject})
 	return settled(err)
 }
 

@@ -59,23 +59,12 @@ func (v *Verifier) Health(ctx context.Context, tenant authgate.TenantID, id auth
 	r := &run{v: v, tenant: tenant, cred: cred, p: p, identityOnly: true,
 		ts: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType})}
 	r.res = authgate.Verification{Checks: []authgate.VerifyCheck{}, Identity: authgate.VerifiedIdentity{}}
-	switch p.Kind {
-	case catalog.KindGoogle:
-		r.google(ctx)
-	case catalog.KindNotion:
-		r.notion(ctx)
-	case catalog.KindSlack:
-		r.slack(ctx)
-	default:
+	if !r.connectorChecks(ctx) {
 		r.userinfo(ctx)
 	}
 	if r.mismatch != nil {
 		r.finish(ctx)
-		err := v.cfg.Refresher.WithLease(ctx, tenant, id, func(ctx context.Context) error {
-			_, err := v.cfg.Vault.RecordVerification(ctx, tenant, id, &r.res, r.mismatch, actor)
-			return err
-		})
-		return Health{Answered: true}, err
+		return Health{Answered: true}, r.record(ctx, actor)
 	}
 	for _, c := range r.res.Checks {
 		if c.Status != authgate.CheckFail {

@@ -120,34 +120,47 @@ func (v *Verifier) verify(ctx context.Context, tenant authgate.TenantID, id auth
 	r.res.Scopes.Required = r.required()
 	r.ts = v.cfg.Refresher.TokenSource(ctx, tenant, id, nil)
 	if r.credentialUsable() && r.token(ctx) {
-		switch p.Kind {
-		case catalog.KindGoogle:
-			r.google(ctx)
-		case catalog.KindNotion:
-			r.notion(ctx)
-		case catalog.KindSlack:
-			r.slack(ctx)
-		default:
+		if !r.connectorChecks(ctx) {
 			r.add(authgate.VerifyCheck{Name: "connector", Status: authgate.CheckWarn, Detail: fmt.Sprintf("authgate has no connector checks for %s yet; only the token was verified", p.DisplayName)})
 		}
 	}
 	r.finish(ctx)
-	record := func(ctx context.Context) error {
-		_, err := v.cfg.Vault.RecordVerification(ctx, tenant, id, &r.res, r.mismatch, actor)
-		return err
-	}
-	if r.mismatch != nil {
-		// A state change: made under the refresh lease, like a disconnect,
-		// so no refresh is in flight, and this process's cached copy is
-		// dropped before the next token request can be served from it.
-		err = v.cfg.Refresher.WithLease(ctx, tenant, id, record)
-	} else {
-		err = record(ctx)
-	}
-	if err != nil {
+	if err := r.record(ctx, actor); err != nil {
 		return authgate.Verification{}, err
 	}
 	return r.res, nil
+}
+
+// connectorChecks runs the checks of the credential's connector, identity
+// first (with identityOnly, the identity call alone); false when authgate
+// has no connector for the provider's kind.
+func (r *run) connectorChecks(ctx context.Context) bool {
+	switch r.p.Kind {
+	case catalog.KindGoogle:
+		r.google(ctx)
+	case catalog.KindNotion:
+		r.notion(ctx)
+	case catalog.KindSlack:
+		r.slack(ctx)
+	default:
+		return false
+	}
+	return true
+}
+
+// record stores the finished result on the credential. A live identity
+// that is not the stored one is a state change: made under the refresh
+// lease, like a disconnect, so no refresh is in flight, and this process's
+// cached copy is dropped before the next token request can be served from it.
+func (r *run) record(ctx context.Context, actor string) error {
+	rec := func(ctx context.Context) error {
+		_, err := r.v.cfg.Vault.RecordVerification(ctx, r.tenant, r.cred.ID, &r.res, r.mismatch, actor)
+		return err
+	}
+	if r.mismatch != nil {
+		return r.v.cfg.Refresher.WithLease(ctx, r.tenant, r.cred.ID, rec)
+	}
+	return rec(ctx)
 }
 
 // defaultActions are the actions the minimal checks exercise; a
